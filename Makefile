@@ -1,0 +1,69 @@
+# One command each: `make run` starts a demo, `make test` runs everything CI runs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+BUNDLE := static/portal.js
+# Debian packages the browser and onion tests drive; installed only when running as root.
+SYSTEM_PACKAGES := tor firefox-esr chromium fonts-noto-core fonts-noto-cjk
+
+.PHONY: help setup system-deps lint format test test-python test-js bench run clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(BUNDLE): $(NODE_STAMP) $(wildcard js/*.js)
+	npm run --silent build
+
+setup: system-deps $(STAMP) $(BUNDLE) ## Install everything the portal and its tests need
+
+system-deps: ## Install tor, Firefox ESR and Chromium from Debian when running as root
+	@missing=""; \
+	for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+		echo "Not root: the tests that need$$missing will be skipped (apt-get install$$missing)"; \
+	fi
+
+lint: $(STAMP) ## Ruff (lint and format check) and mypy, strict on portal/
+	$(BIN)/ruff check portal tests bench
+	$(BIN)/ruff format --check portal tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix portal tests bench
+	$(BIN)/ruff format portal tests bench
+
+test-js: $(BUNDLE) ## JavaScript unit tests (Node's test runner) against tests/vectors
+	npm test --silent
+
+test-python: setup ## The Python suite, including browsers and the private Tor network
+	$(BIN)/pytest
+
+test: setup lint test-js test-python ## Everything: lint, JavaScript tests, Python tests
+
+bench: setup ## Benchmarks: throughput, memory, bundle size (figures printed as ratios)
+	$(BIN)/python -m bench
+
+run: setup ## Set up a demo (demo key, demo staff account) and serve both sites on loopback
+	$(BIN)/python -m portal.demo
+
+clean: ## Remove build output and local state (not keys)
+	rm -rf $(VENV) node_modules $(BUNDLE) instance .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,1 @@
+"""Benchmarks of the portal, run by `make bench`; each module's figures come from one run."""
