@@ -178,8 +178,12 @@ def write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
             out.write(data)
             out.flush()
             os.fsync(fd)
-    finally:
+    except BaseException:
+        # A half-written key file would block the next attempt and look like a real one.
         os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
     os.chmod(path, mode)
 
 
@@ -211,14 +215,22 @@ def read_private_key_file(path: Path, passphrase: bytes) -> bytes:
     document = _read_private_document(path)
     try:
         kdf = document["kdf"]
-        assert isinstance(kdf, dict)
+        if not isinstance(kdf, dict):
+            raise TypeError("kdf is not an object")
         salt = b64decode(str(kdf["salt"]), nacl.pwhash.argon2id.SALTBYTES)
         opslimit, memlimit = int(kdf["opslimit"]), int(kdf["memlimit"])
         sealed = b64decode(str(document["secretbox"]))
         public_key = b64decode(str(document["public_key"]), KEY_BYTES)
-    except (KeyError, AssertionError, CryptoError, TypeError, ValueError) as exc:
+        # libsodium refuses limits outside its range; a damaged file must say so, not crash.
+        key = _passphrase_key(passphrase, salt, opslimit, memlimit)
+    except nacl.exceptions.RuntimeError as exc:
+        raise CryptoError(
+            f"Opening the private key needs about {memlimit // 2**20} MiB of free memory; "
+            "close other programs and try again."
+        ) from exc
+    except (KeyError, CryptoError, TypeError, ValueError, nacl.exceptions.CryptoError) as exc:
         raise KeyFileError(f"{path} is a damaged private key file.") from exc
-    box = nacl.secret.SecretBox(_passphrase_key(passphrase, salt, opslimit, memlimit))
+    box = nacl.secret.SecretBox(key)
     try:
         secret_key = box.decrypt(sealed)
     except nacl.exceptions.CryptoError as exc:

@@ -261,7 +261,8 @@ def check(values: FieldValues, fields: Sequence[Field]) -> list[Problem]:
                                         if f.kind == RADIO else N_("Please fill in this field.")))
             continue
         allowed = {choice for choice, _ in f.choices}
-        if f.kind == RADIO and value not in allowed:
+        # A list where one choice belongs (a crafted post, a relay's JSON) is refused, not hashed.
+        if f.kind == RADIO and (not isinstance(value, str) or value not in allowed):
             problems.append(Problem(f.name, N_("Please choose one of the options.")))
         elif f.kind == CHECKBOXES and (not isinstance(value, list) or not set(value) <= allowed
                                        or len(set(value)) != len(value)):
