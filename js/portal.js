@@ -1,0 +1,305 @@
+/**
+ * Progressive enhancement of the report and follow-up forms: seal in the browser, then upload.
+ *
+ * Without this script, or where the browser cannot seal (no WebCrypto on a plain-http mirror, or
+ * a key that does not parse), the form posts as usual and the server seals on arrival. The page
+ * pre-renders every message this script shows, so it holds no human language of its own.
+ */
+import {
+  buildManifest, collectFields, encryptBlob, fingerprint, importFileKey, newFileKey,
+  parsePublicKey, sealManifest,
+} from './envelope.js';
+
+/**
+ * The element with this id, if the page has it.
+ * @param {string} id
+ * @returns {HTMLElement | null}
+ */
+function byId(id) {
+  return document.getElementById(id);
+}
+
+/**
+ * The pre-rendered message text of the element with this id.
+ * @param {string} id
+ * @returns {string}
+ */
+function message(id) {
+  const element = byId(id);
+  return element ? element.textContent.trim() : '';
+}
+
+/**
+ * The value of a named control of the form, or '' when it has none.
+ * @param {HTMLFormElement} form
+ * @param {string} name
+ * @returns {string}
+ */
+function controlValue(form, name) {
+  const control = form.elements.namedItem(name);
+  return control && 'value' in control ? control.value : '';
+}
+
+/**
+ * Whether this browser can seal to the form's key; on any doubt the server seals instead.
+ * @param {HTMLFormElement} form
+ * @returns {Uint8Array | null} the team public key, or null
+ */
+function usableTeamKey(form) {
+  // Browsers offer crypto.subtle in secure contexts only: onion services, HTTPS, loopback.
+  const webCrypto = globalThis.crypto;
+  if (!webCrypto || !webCrypto.subtle || !form.dataset.sealedAction) return null;
+  try {
+    const key = parsePublicKey(form.dataset.teamKey || '');
+    // The page shows this fingerprint; sealing to any other key would make it a lie.
+    const shown = form.dataset.fingerprint;
+    if (shown && fingerprint(key) !== shown.trim().toUpperCase()) return null;
+    return key;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Shows what is happening and how far along, in the form's status and progress elements.
+ */
+class StatusView {
+  constructor() {
+    this.status = byId('seal-status');
+    this.progress = /** @type {HTMLProgressElement | null} */ (byId('seal-progress'));
+    this.cancel = byId('seal-cancel');
+  }
+
+  /**
+   * Show a text in the live region.
+   * @param {string} text
+   */
+  say(text) {
+    if (!this.status) return;
+    this.status.textContent = text;
+    this.status.hidden = false;
+  }
+
+  /**
+   * Show done of total bytes; an unknown total shows an indeterminate bar.
+   * @param {number} done
+   * @param {number | null} total
+   */
+  bytes(done, total) {
+    if (!this.progress) return;
+    this.progress.hidden = false;
+    if (total === null) {
+      this.progress.removeAttribute('value');
+      return;
+    }
+    this.progress.max = Math.max(total, 1);
+    this.progress.value = total > 0 ? Math.min(done, total) : 1;
+  }
+
+  /**
+   * Show or hide the cancel button and the progress bar for a piece of work.
+   * @param {boolean} working
+   */
+  working(working) {
+    if (this.cancel) this.cancel.hidden = !working;
+    if (this.progress && !working) this.progress.hidden = true;
+  }
+}
+
+/**
+ * Replace the page's main element with that of the receipt page and move focus to its heading.
+ * @param {Document} page
+ * @returns {boolean} false when the response holds no main element
+ */
+function showReceiptPage(page) {
+  const fresh = page.querySelector('main');
+  const current = document.querySelector('main');
+  if (!fresh || !current) return false;
+  current.replaceWith(document.adoptNode(fresh));
+  if (page.title) document.title = page.title;
+  const heading = fresh.querySelector('h1');
+  if (heading) {
+    if (!heading.hasAttribute('tabindex')) heading.setAttribute('tabindex', '-1');
+    heading.focus();
+  }
+  return true;
+}
+
+/**
+ * Upload the sealed parts with XHR so that progress counts the real bytes sent.
+ * @param {HTMLFormElement} form
+ * @param {Uint8Array} sealedManifest
+ * @param {Blob[]} blobs
+ * @param {StatusView} view
+ * @param {(abort: () => void) => void} onStart receives the function that cancels the upload
+ * @returns {Promise<{status: number, page: Document}>} rejects with 'network' or 'cancelled'
+ */
+function upload(form, sealedManifest, blobs, view, onStart) {
+  const body = new FormData();
+  body.append('csrf_token', controlValue(form, 'csrf_token'));
+  body.append('website', controlValue(form, 'website'));
+  if (form.dataset.kind === 'follow-up') body.append('receipt', controlValue(form, 'receipt'));
+  body.append('file_count', String(blobs.length));
+  body.append('manifest', new Blob([sealedManifest], { type: 'application/octet-stream' }),
+    'manifest.sealed');
+  blobs.forEach((blob, index) => body.append('blob', blob, `${index}.blob`));
+
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', form.dataset.sealedAction);
+    xhr.setRequestHeader('X-Requested-With', 'portal-sealed');
+    xhr.responseType = 'text';
+    xhr.upload.onprogress = (event) => {
+      view.bytes(event.loaded, event.lengthComputable ? event.total : null);
+    };
+    xhr.onload = () => {
+      const page = new DOMParser().parseFromString(xhr.responseText || '', 'text/html');
+      resolve({ status: xhr.status, page });
+    };
+    xhr.onerror = () => reject(new Error('network'));
+    xhr.ontimeout = () => reject(new Error('network'));
+    xhr.onabort = () => reject(new Error('cancelled'));
+    onStart(() => xhr.abort());
+    xhr.send(body);
+  });
+}
+
+/**
+ * Seal and send one submission of the form; resolves once the outcome is shown.
+ * @param {HTMLFormElement} form
+ * @param {Uint8Array} teamKey
+ * @param {StatusView} view
+ * @param {AbortSignal} signal
+ * @param {(abort: () => void) => void} onUploadStart
+ * @returns {Promise<boolean>} true when the receipt page replaced the form
+ */
+async function submitSealed(form, teamKey, view, signal, onUploadStart) {
+  const input = form.elements.namedItem('attachments');
+  /** @type {File[]} */
+  const files = input && input.files ? Array.from(input.files) : [];
+  const total = files.reduce((sum, file) => sum + file.size, 0);
+
+  view.say(message('seal-msg-sealing'));
+  view.bytes(0, total);
+  const rawKeys = files.map(() => newFileKey());
+  let sealedManifest;
+  let cryptoKeys;
+  try {
+    cryptoKeys = await Promise.all(rawKeys.map(importFileKey));
+    const manifest = buildManifest({
+      kind: form.dataset.kind === 'follow-up' ? 'follow-up' : 'report',
+      locale: form.dataset.locale || document.documentElement.lang || '',
+      fields: collectFields(form),
+      files: files.map((file, index) => ({
+        name: file.name, type: file.type, size: file.size, key: rawKeys[index],
+      })),
+    });
+    sealedManifest = sealManifest(manifest, teamKey);
+  } finally {
+    // From here on only the non-extractable CryptoKeys and the sealed manifest hold the keys.
+    rawKeys.forEach((key) => key.fill(0));
+  }
+
+  /** @type {Blob[]} */
+  const blobs = [];
+  let before = 0;
+  for (let index = 0; index < files.length; index += 1) {
+    const done = before;
+    blobs.push(await encryptBlob(files[index], cryptoKeys[index],
+      (bytes) => view.bytes(done + bytes, total), signal));
+    before += files[index].size;
+  }
+  if (signal.aborted) throw new Error('cancelled');
+
+  view.say(message('seal-msg-uploading'));
+  view.bytes(0, null);
+  const { status, page } = await upload(form, sealedManifest, blobs, view, onUploadStart);
+  if (status === 200 && showReceiptPage(page)) return true;
+  const error = page.querySelector('[data-error-message]');
+  const text = error ? error.textContent.trim() : '';
+  view.say(text || message('seal-msg-failed'));
+  // An expired form token comes back renewed on the error page; keep it for the next try.
+  const token = page.querySelector('input[name="csrf_token"]');
+  const current = form.elements.namedItem('csrf_token');
+  if (token && token.value && current && 'value' in current) current.value = token.value;
+  return false;
+}
+
+/**
+ * Take over the submit of one form, if this browser can seal to its key.
+ * @param {HTMLFormElement} form
+ */
+function enhance(form) {
+  const teamKey = usableTeamKey(form);
+  if (!teamKey) {
+    const fallback = byId('seal-fallback');
+    if (fallback) fallback.hidden = false;
+    return;
+  }
+  const protection = byId('seal-protection');
+  if (protection) protection.hidden = false;
+
+  const view = new StatusView();
+  // A button without a type attribute is a submit button too; its .type says so.
+  const submitButtons = () => Array.from(form.elements)
+    .filter((element) => element.type === 'submit');
+  /** @type {(() => void) | null} */
+  let cancel = null;
+
+  if (view.cancel) {
+    view.cancel.addEventListener('click', () => {
+      if (cancel) cancel();
+    });
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (cancel) return;
+    if (!form.reportValidity()) return;
+
+    const controller = new AbortController();
+    let abortUpload = () => {};
+    cancel = () => {
+      controller.abort();
+      abortUpload();
+    };
+    submitButtons().forEach((button) => { button.disabled = true; });
+    form.setAttribute('aria-busy', 'true');
+    view.working(true);
+    let replaced = false;
+    try {
+      replaced = await submitSealed(form, teamKey, view, controller.signal, (abort) => {
+        abortUpload = abort;
+      });
+    } catch (error) {
+      if (controller.signal.aborted || (error && error.message === 'cancelled')) {
+        view.say(message('seal-msg-cancelled'));
+      } else if (error && error.message === 'network') {
+        view.say(message('seal-msg-network'));
+      } else {
+        view.say(message('seal-msg-failed'));
+      }
+    } finally {
+      cancel = null;
+      if (!replaced) {
+        view.working(false);
+        form.removeAttribute('aria-busy');
+        submitButtons().forEach((button) => { button.disabled = false; });
+      }
+    }
+  });
+}
+
+/** Find the portal's forms on the page and enhance each. */
+function start() {
+  for (const id of ['report-form', 'followup-form']) {
+    const form = byId(id);
+    if (form instanceof HTMLFormElement) enhance(form);
+  }
+}
+
+if (document.readyState === 'loading') {
+  document.addEventListener('DOMContentLoaded', start);
+} else {
+  start();
+}
