@@ -305,7 +305,10 @@ export function fieldsFromControls(controls) {
   const fields = {};
   /** @type {Map<string, string[]>} */
   const lists = new Map();
+  /** @type {Set<string>} */
+  const seen = new Set();
   const addToList = (/** @type {string} */ name, /** @type {string} */ value) => {
+    if (value === '') return;
     if (!lists.has(name)) {
       lists.set(name, []);
       if (!(name in fields)) fields[name] = lists.get(name);
@@ -313,7 +316,9 @@ export function fieldsFromControls(controls) {
     lists.get(name).push(value);
   };
   const setString = (/** @type {string} */ name, /** @type {string} */ value) => {
-    // The first non-empty value of a name wins, as a server reading form.get(name) would.
+    // The first value posted under a name decides, as the server reads it; empty means none.
+    if (seen.has(name)) return;
+    seen.add(name);
     if (value !== '' && !(name in fields)) fields[name] = value;
   };
   for (const control of controls) {
@@ -334,7 +339,8 @@ export function fieldsFromControls(controls) {
     } else if (type === 'select-multiple' || (type.startsWith('select') && control.multiple)) {
       for (const option of control.selectedOptions || []) addToList(name, String(option.value));
     } else {
-      setString(name, value.replace(/\r\n/g, '\n'));
+      // CR LF and a lone CR both become LF, as the server-side path normalises them.
+      setString(name, value.replace(/\r\n?/g, '\n'));
     }
   }
   return fields;

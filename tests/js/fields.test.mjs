@@ -31,12 +31,12 @@ test('text, textarea and single select give strings; empty ones are left out', (
   assert.deepEqual(fields, { description: 'They came at night.', country: 'XX', email: 'a@example.org' });
 });
 
-test('whitespace is kept as typed, CRLF becomes LF', () => {
+test('whitespace is kept as typed, CRLF and a lone CR become LF', () => {
   const fields = fieldsFromControls([
-    control({ name: 'description', type: 'textarea', value: '  first\r\nsecond\r\n\n  ' }),
+    control({ name: 'description', type: 'textarea', value: '  first\r\nsecond\r\n\nthird\r  ' }),
     control({ name: 'spaces', value: '   ' }),
   ]);
-  assert.deepEqual(fields, { description: '  first\nsecond\n\n  ', spaces: '   ' });
+  assert.deepEqual(fields, { description: '  first\nsecond\n\nthird\n  ', spaces: '   ' });
 });
 
 test('checkboxes give the checked values in document order, omitted when none', () => {
@@ -117,13 +117,30 @@ test('unnamed and disabled controls are left out, as a browser would', () => {
   assert.deepEqual(fields, { on: 'enabled' });
 });
 
-test('the first non-empty value of a repeated text name wins', () => {
-  const fields = fieldsFromControls([
-    control({ name: 'a', value: '' }),
+test('the first value posted under a repeated name decides, as on the server', () => {
+  assert.deepEqual(fieldsFromControls([
     control({ name: 'a', value: 'first' }),
     control({ name: 'a', value: 'second' }),
-  ]);
-  assert.deepEqual(fields, { a: 'first' });
+  ]), { a: 'first' });
+  assert.deepEqual(fieldsFromControls([
+    control({ name: 'a', value: '' }),
+    control({ name: 'a', value: 'second' }),
+  ]), {});
+  // An unchecked radio button is not posted, so it does not count as the first value.
+  assert.deepEqual(fieldsFromControls([
+    control({ name: 'r', type: 'radio', value: 'x', checked: false }),
+    control({ name: 'r', type: 'radio', value: 'y', checked: true }),
+  ]), { r: 'y' });
+});
+
+test('checkboxes with an empty value add nothing to the list', () => {
+  assert.deepEqual(fieldsFromControls([
+    control({ name: 'v', type: 'checkbox', value: '', checked: true }),
+    control({ name: 'v', type: 'checkbox', value: 'a', checked: true }),
+  ]), { v: ['a'] });
+  assert.deepEqual(fieldsFromControls([
+    control({ name: 'v', type: 'checkbox', value: '', checked: true }),
+  ]), {});
 });
 
 test('fields keep document order', () => {
