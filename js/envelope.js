@@ -109,8 +109,10 @@ export function padManifest(jsonText) {
  * @returns {Uint8Array}
  */
 function boxBeforeNm(secretKey, publicKey) {
-  // Copies keep the Uint32Array views aligned whatever buffer offset the caller's bytes have.
-  const shared = Uint8Array.from(x25519.getSharedSecret(secretKey, publicKey));
+  const raw = x25519.getSharedSecret(secretKey, publicKey);
+  // A copy keeps the Uint32Array view aligned whatever buffer offset the library returns.
+  const shared = Uint8Array.from(raw);
+  raw.fill(0);
   const out = new Uint32Array(8);
   hsalsa(new Uint32Array(SIGMA.slice().buffer), new Uint32Array(shared.buffer),
     new Uint32Array(4), out);
