@@ -148,16 +148,14 @@ function upload(form, sealedManifest, blobs, view, onStart) {
     const xhr = new XMLHttpRequest();
     xhr.open('POST', form.dataset.sealedAction);
     xhr.setRequestHeader('X-Requested-With', 'portal-sealed');
-    xhr.responseType = 'text';
     xhr.upload.onprogress = (event) => {
       view.bytes(event.loaded, event.lengthComputable ? event.total : null);
     };
     xhr.onload = () => {
-      const page = new DOMParser().parseFromString(xhr.responseText || '', 'text/html');
+      const page = new DOMParser().parseFromString(xhr.responseText, 'text/html');
       resolve({ status: xhr.status, page });
     };
     xhr.onerror = () => reject(new Error('network'));
-    xhr.ontimeout = () => reject(new Error('network'));
     xhr.onabort = () => reject(new Error('cancelled'));
     onStart(() => xhr.abort());
     xhr.send(body);
