@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from portal import envelope
+from portal import crypto, envelope
 
 FORMAT = "portal-bundle"
 VERSION = 1
@@ -45,6 +45,10 @@ class Entry:
     files: int
     # Replies carry two sealed copies: one to the submitter's reply key, one to the team key.
     recipient: str | None = None
+    # The case's reply public key (base64) as the server holds it: a manifest sealed in a
+    # browser or by the relay tool cannot carry it, because the receipt it comes from is made
+    # by the server after the upload.
+    reply_public_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The index's object for this submission."""
@@ -52,6 +56,8 @@ class Entry:
                                     "received_day": self.received_day, "files": self.files}
         if self.recipient is not None:
             document["recipient"] = self.recipient
+        if self.reply_public_key is not None:
+            document["reply_public_key"] = self.reply_public_key
         return document
 
 
@@ -112,7 +118,14 @@ def _check_entry(item: object) -> Entry:
         raise BundleError(f"Submission {entry_id} has a malformed file count.")
     if recipient not in (None, "submitter", "team"):
         raise BundleError(f"Submission {entry_id} has an unknown recipient.")
-    return Entry(entry_id, case, str(kind), day, files, recipient)
+    reply_key = item.get("reply_public_key")
+    if reply_key is not None:
+        try:
+            crypto.b64decode(str(reply_key), crypto.KEY_BYTES)
+        except crypto.CryptoError as exc:
+            raise BundleError(f"Submission {entry_id} has a malformed reply key.") from exc
+    return Entry(entry_id, case, str(kind), day, files, recipient,
+                 None if reply_key is None else str(reply_key))
 
 
 # ---------------------------------------------------------------------------------------------

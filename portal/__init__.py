@@ -1,0 +1,104 @@
+"""The reprisals portal: one factory, two sites (public and staff), each on its own socket.
+
+The web stack is imported inside `create_app` only: the offline tools import this package too,
+and the offline machine has no need of Flask.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from portal.config import ROOT, Config, load_config
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+PUBLIC, STAFF = "public", "staff"
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+SCRIPT = STATIC / "portal.js"
+
+
+def create_app(site: str = PUBLIC, env: Mapping[str, str] | None = None,
+               config: Config | None = None) -> Flask:
+    """Build the public or the staff site from a configuration mapping (the environment).
+
+    Reads the team's public key, the installation secret and the sealing script's hash; makes
+    no table, no folder and no connection. A missing or malformed key stops it with a message.
+    """
+    from flask import Flask  # noqa: PLC0415
+
+    from portal import errors, headers, i18n, limits, services, uploads  # noqa: PLC0415
+
+    if site not in (PUBLIC, STAFF):
+        raise ValueError(f"unknown site {site!r}")
+    config = config or load_config(os.environ if env is None else env)
+    state = services.load(config)
+    app = Flask(f"portal_{site}", template_folder=str(TEMPLATES), static_folder=str(STATIC))
+    app.request_class = uploads.PortalRequest
+    app.extensions["portal"] = state
+    app.config.update(
+        SECRET_KEY=hashlib.blake2b(state.installation_secret, digest_size=32,
+                                   person=f"flask-{site}".encode()).digest(),
+        MAX_CONTENT_LENGTH=config.max_upload_bytes,
+        # A long description is text held in memory; files never are.
+        MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
+        MAX_FORM_PARTS=400,
+        SESSION_COOKIE_NAME=f"portal_{site}",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_REFRESH_EACH_REQUEST=False,
+        PERMANENT_SESSION_LIFETIME=config.staff_session_minutes * 60,
+        WTF_CSRF_TIME_LIMIT=6 * 3600,
+        WTF_CSRF_CHECK_DEFAULT=False,
+        SEND_FILE_MAX_AGE_DEFAULT=None,
+        TEMPLATES_AUTO_RELOAD=False,
+        PORTAL_SITE=site,
+    )
+    app.jinja_env.globals["script_sri"] = _script_sri(SCRIPT)
+    app.jinja_env.globals["site"] = site
+    i18n.init_app(app)
+    headers.init_app(app, config.onion_location if site == PUBLIC else None)
+    limits.init_app(app, config.ratelimit_storage_uri)
+    errors.init_app(app, config.max_upload_bytes)
+    _check_hosts(app, config)
+    app.teardown_request(lambda _exc: uploads.release())
+    if site == PUBLIC:
+        from portal import public  # noqa: PLC0415
+
+        public.register(app)
+    else:
+        from portal import staff  # noqa: PLC0415
+
+        staff.register(app)
+    return app
+
+
+def _script_sri(path: Path) -> str | None:
+    """The Subresource Integrity value of the sealing script, or None when it is not built."""
+    try:
+        digest = hashlib.sha384(path.read_bytes()).digest()
+    except FileNotFoundError:
+        return None
+    return "sha384-" + base64.b64encode(digest).decode("ascii")
+
+
+def _check_hosts(app: Flask, config: Config) -> None:
+    """Answer only to the configured host names (and loopback in the demo)."""
+    from flask import abort, request  # noqa: PLC0415
+
+    allowed = set(config.hostnames)
+    if config.demo:
+        allowed |= {"localhost", "127.0.0.1", "[::1]"}
+
+    @app.before_request
+    def _host() -> None:
+        host = request.host.lower().rsplit(":", 1)[0] if not request.host.startswith("[") \
+            else request.host.lower().split("]")[0] + "]"
+        if host not in allowed:
+            abort(400)

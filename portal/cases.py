@@ -1,0 +1,821 @@
+"""Opening bundles into case folders on the offline machine, and the index of every case.
+
+Each submission opens into its own folder: a report into `OUT/<case>/`, a follow-up or a reply
+into `OUT/<case>/<day>-<kind>-<id>/`, each with `report.txt` (for people), `report.json` (for
+tools) and `attachments/`. Everything is written first into a hidden staging folder beside its
+destination and moved into place only when every byte has been authenticated, so a failure
+leaves nothing that looks like a good result. Names from a bundle are never used as paths:
+case and submission ids are checked by `bundle`, and attachment names are rewritten here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import html
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+from urllib.parse import quote
+
+from portal import bundle, crypto, envelope, schema
+
+OPENED, SKIPPED, REFUSED, FAILED, NOTE = "opened", "skipped", "refused", "failed", "note"
+REPORT_TXT, REPORT_JSON, ATTACHMENTS = "report.txt", "report.json", "attachments"
+STAGING_PREFIX = ".opening-"
+MAX_NAME_BYTES = 150
+MAX_EXTENSION_CHARS = 16
+WINDOWS_RESERVED = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789¹²³"}
+)
+# Characters Windows refuses in names; `/` and `\` are path separators everywhere that matters.
+FORBIDDEN_CHARS = frozenset('<>:"/\\|?*')
+# Zero-width joiners belong to Persian, Arabic and emoji spelling; other format characters
+# (bidirectional overrides above all) can make "gpj.exe" read as "exe.jpg".
+KEPT_FORMAT_CHARS = frozenset("\u200c\u200d")
+EXTENSION = re.compile(rf"(\.[^.\s]{{1,{MAX_EXTENSION_CHARS}}})$")
+LANGUAGES = {
+    "ar": "Arabic",
+    "en": "English",
+    "es": "Spanish",
+    "fr": "French",
+    "ru": "Russian",
+    "zh": "Chinese",
+}
+KIND_TITLES = {
+    "report": "Report",
+    "follow-up": "Follow-up from the submitter",
+    "reply": "Reply from the team",
+}
+SEALERS = {
+    "browser": "the submitter's browser (sealed before it left their computer)",
+    "server": (
+        "the portal's server (the submitter's browser ran no JavaScript, so the server "
+        "sealed it on arrival, in memory)"
+    ),
+    "relay-tool": "the offline sealing tool (a relaying organisation, or the team for a reply)",
+}
+REPLY_FIELDS = (schema.Field("message", schema.TEXTAREA, "Message from the team"),)
+
+Progress = Callable[[int], None]
+
+
+class OpenError(Exception):
+    """One submission cannot be opened; the message is one line for the team."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one submission of one bundle."""
+
+    bundle: str
+    submission: str
+    case: str
+    kind: str
+    status: str
+    message: str
+    path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    wrong_key: bool = False
+
+    def line(self) -> str:
+        """One line naming the bundle, the case and the submission."""
+        where = f"{self.bundle}: case {self.case}, {self.kind} {self.submission}"
+        if self.status == OPENED:
+            return f"opened   {where} -> {self.path}"
+        return f"{self.status:<8} {where}: {self.message}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Attachment names
+
+
+def safe_name(name: str) -> str:
+    """A file name safe on every system: no separators, controls, leading dots or reserved names."""
+    chars = []
+    for char in unicodedata.normalize("NFC", name):
+        category = unicodedata.category(char)
+        if char in FORBIDDEN_CHARS or category in ("Cc", "Cs", "Zl", "Zp"):
+            chars.append("_")
+        elif category == "Cf" and char not in KEPT_FORMAT_CHARS:
+            continue
+        elif category == "Zs":
+            chars.append(" ")
+        else:
+            chars.append(char)
+    text = re.sub(r"\.{2,}", ".", "".join(chars)).strip(" .")
+    # A leading dash reads as an option to whatever command the file is later given to.
+    if text.startswith("-"):
+        text = "_" + text[1:]
+    stem, extension = _split_extension(text)
+    if stem.split(".")[0].strip().upper() in WINDOWS_RESERVED:
+        stem = "_" + stem
+    return _limit(stem, extension)
+
+
+def _split_extension(text: str) -> tuple[str, str]:
+    match = EXTENSION.search(text)
+    if match is None or match.start() == 0:
+        return text, ""
+    return text[: match.start()], match.group(1)
+
+
+def _limit(stem: str, extension: str) -> str:
+    room = MAX_NAME_BYTES - len(extension.encode("utf-8"))
+    while len(stem.encode("utf-8")) > room:
+        stem = stem[:-1]
+    stem = stem.rstrip(" .")
+    return (stem or "attachment") + extension
+
+
+def numbered(name: str, taken: set[str]) -> str:
+    """`name`, or `name (2).ext`, ... : the first not in `taken` (compared ignoring case)."""
+    candidate, number = name, 1
+    while candidate.casefold() in taken:
+        number += 1
+        stem, extension = _split_extension(name)
+        candidate = f"{stem} ({number}){extension}"
+    taken.add(candidate.casefold())
+    return candidate
+
+
+def suspicious_name(name: str) -> bool:
+    """A name no browser would send: a path, or control characters."""
+    return (
+        name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or any(unicodedata.category(char) == "Cc" for char in name)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Opening bundles
+
+
+def submission_folder(out: Path, entry: bundle.Entry) -> Path:
+    """Where a submission opens: the case folder for a report, a dated subfolder otherwise."""
+    case_folder = out / entry.case
+    if entry.kind == "report":
+        return case_folder
+    return case_folder / f"{entry.received_day}-{entry.kind}-{entry.id}"
+
+
+def _inside(root: Path, path: Path) -> Path:
+    """Refuse any path that resolves outside the output folder (a symbolic link, say)."""
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise OpenError(f"{path} leads outside the output folder; nothing was written there.")
+    return path
+
+
+def open_bundle(
+    path: Path,
+    secret_key: bytes,
+    out: Path,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    """Open every submission of one bundle into `out`; one bad submission never stops the rest."""
+    name = path.name
+    try:
+        reader = bundle.Reader(path)
+    except (envelope.EnvelopeError, OSError) as exc:
+        return [Outcome(name, "-", "-", "bundle", FAILED, _one_line(str(exc)))]
+    with reader:
+        outcomes = [
+            _open_entry(reader, entry, secret_key, out.resolve(), force, name, progress)
+            for entry in reader.entries
+        ]
+    tried = [o for o in outcomes if o.status != SKIPPED]
+    if tried and all(o.wrong_key for o in tried):
+        fp = crypto.fingerprint(crypto.public_from_secret(secret_key))
+        outcomes.append(
+            Outcome(
+                name,
+                "-",
+                "-",
+                "bundle",
+                NOTE,
+                f"none of its {len(tried)} submission(s) opens with the key {fp}. A sealed box "
+                "does not record the key it was sealed to, so this tool cannot say which key "
+                "would open them: check that the bundle comes from the portal whose public key "
+                "has this fingerprint.",
+            )
+        )
+    return outcomes
+
+
+def _open_entry(
+    reader: bundle.Reader,
+    entry: bundle.Entry,
+    secret_key: bytes,
+    out: Path,
+    force: bool,
+    bundle_name: str,
+    progress: Progress | None,
+) -> Outcome:
+    outcome = Outcome(bundle_name, entry.id, entry.case, entry.kind, FAILED, "")
+    if entry.recipient == "submitter":
+        outcome.status = SKIPPED
+        outcome.message = (
+            "the submitter's copy of a reply, sealed to their reply key, which the team key "
+            "cannot open (the team's copy is opened instead); not an error"
+        )
+        return outcome
+    if safe_name(entry.case) != entry.case:
+        outcome.message = "its case id cannot be a folder name on every system; refused"
+        return outcome
+    destination = submission_folder(out, entry)
+    staging = out / entry.case / f"{STAGING_PREFIX}{entry.id}"
+    created_case_folder = not (out / entry.case).exists()
+    leftover = out / entry.case if created_case_folder else None
+    try:
+        _inside(out, destination)
+        _inside(out, staging)
+        existing = _existing_output(destination, entry)
+        if existing and not force:
+            outcome.status = REFUSED
+            outcome.message = (
+                f"{existing} is already there from an earlier run; nothing was changed "
+                "(use --force to replace it)"
+            )
+            return outcome
+        manifest = _open_manifest(reader, entry, secret_key)
+        if staging.exists():
+            shutil.rmtree(staging)  # left by an interrupted run of our own
+        staging.mkdir(parents=True, mode=0o700)
+        record, warnings = _decrypt_into(reader, entry, manifest, staging, bundle_name, progress)
+        _write_new(staging / REPORT_TXT, render_report(record).encode("utf-8"))
+        _write_new(staging / REPORT_JSON, _json_bytes(record))
+        _install(staging, destination, entry.kind == "report")
+    except OpenError as exc:
+        outcome.message = str(exc)
+        outcome.wrong_key = isinstance(exc.__cause__, crypto.WrongKey)
+    except (envelope.EnvelopeError, tarfile.TarError, EOFError) as exc:
+        outcome.message = f"the bundle is damaged or truncated here: {_one_line(str(exc))}"
+    except OSError as exc:
+        outcome.message = f"writing failed: {_one_line(str(exc))}; nothing of it was kept"
+    except Exception as exc:
+        # One submission must never stop the others: whatever went wrong is reported for it.
+        outcome.message = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
+    if outcome.message:
+        _discard(staging, leftover)
+        return outcome
+    outcome.status, outcome.path, outcome.warnings = OPENED, destination / REPORT_TXT, warnings
+    outcome.message = "opened"
+    return outcome
+
+
+def _existing_output(destination: Path, entry: bundle.Entry) -> Path | None:
+    if entry.kind != "report":
+        return destination if destination.exists() or destination.is_symlink() else None
+    for name in (REPORT_JSON, REPORT_TXT, ATTACHMENTS):
+        if (destination / name).exists() or (destination / name).is_symlink():
+            return destination / name
+    return None
+
+
+def _open_manifest(
+    reader: bundle.Reader, entry: bundle.Entry, secret_key: bytes
+) -> envelope.Manifest:
+    try:
+        sealed = reader.read_manifest(entry)
+    except envelope.EnvelopeError as exc:
+        raise OpenError(f"its sealed manifest is damaged: {_one_line(str(exc))}") from exc
+    try:
+        manifest = envelope.open_manifest(sealed, secret_key)
+    except crypto.WrongKey as exc:
+        fp = crypto.fingerprint(crypto.public_from_secret(secret_key))
+        raise OpenError(
+            f"its manifest does not open with the key {fp}: it was sealed to another key or "
+            "altered on the way (a sealed box cannot tell which)"
+        ) from exc
+    except envelope.EnvelopeError as exc:
+        raise OpenError(f"its manifest opened but breaks the format: {exc}") from exc
+    if manifest.kind != entry.kind:
+        raise OpenError(
+            f"the bundle calls it a {entry.kind} but its sealed manifest says {manifest.kind}; "
+            "refused as altered"
+        )
+    if len(manifest.files) != entry.files:
+        raise OpenError(
+            f"the bundle lists {entry.files} file(s) but its sealed manifest lists "
+            f"{len(manifest.files)}; refused as altered"
+        )
+    for index, item in enumerate(manifest.files):
+        length = reader.size(bundle.blob_name(entry.id, index))
+        if length != crypto.blob_length(item.size):
+            raise OpenError(
+                f"attachment {index + 1} ({_one_line(item.name)!r}) is {length} bytes where a "
+                f"file of {item.size} bytes takes {crypto.blob_length(item.size)}: truncated "
+                "or altered"
+            )
+    return manifest
+
+
+def _decrypt_into(
+    reader: bundle.Reader,
+    entry: bundle.Entry,
+    manifest: envelope.Manifest,
+    staging: Path,
+    bundle_name: str,
+    progress: Progress | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Decrypt every attachment into `staging/attachments`; return the record and warnings."""
+    taken: set[str] = set()
+    files, warnings = [], []
+    folder = staging / ATTACHMENTS
+    if manifest.files:
+        folder.mkdir(mode=0o700)
+    for index, item in enumerate(manifest.files):
+        saved = numbered(safe_name(item.name), taken)
+        if suspicious_name(item.name):
+            warnings.append(
+                f"attachment {index + 1} was named {_one_line(item.name)!r}, which no browser "
+                f"sends (a path or control characters): saved as {saved!r}; treat this "
+                "submission with care"
+            )
+        partial = folder / f".{index}.partial"
+        try:
+            with reader.open(bundle.blob_name(entry.id, index)) as source:
+                _write_blob(source, item, partial, progress)
+        except crypto.TamperedBlob as exc:
+            partial.unlink(missing_ok=True)
+            raise OpenError(
+                f"attachment {index + 1} ({_one_line(item.name)!r}) is damaged: {exc}; "
+                "nothing of this submission was kept"
+            ) from exc
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.rename(partial, folder / saved)
+        files.append(
+            {
+                "name": item.name,
+                "type": item.type,
+                "size": item.size,
+                "saved_as": f"{ATTACHMENTS}/{saved}",
+            }
+        )
+    record: dict[str, Any] = {
+        "id": entry.id,
+        "case": entry.case,
+        "kind": entry.kind,
+        "received_day": entry.received_day,
+        "bundle": bundle_name,
+        "format": envelope.FORMAT,
+        "version": envelope.VERSION,
+        "sealed_by": manifest.sealed_by,
+        "locale": manifest.locale,
+        "fields": manifest.fields,
+        "files": files,
+    }
+    if entry.recipient is not None:
+        record["recipient"] = entry.recipient
+    if manifest.reply_public_key is not None:
+        record["reply_public_key"] = crypto.b64encode(manifest.reply_public_key)
+        record["reply_public_key_from"] = "manifest"
+    elif entry.reply_public_key is not None:
+        record["reply_public_key"] = entry.reply_public_key
+        record["reply_public_key_from"] = "bundle index"
+    if warnings:
+        record["warnings"] = warnings
+    return record, warnings
+
+
+def _write_blob(
+    source: IO[bytes], item: envelope.FileEntry, partial: Path, progress: Progress | None
+) -> None:
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as target:
+        for chunk in crypto.decrypt_chunks(cast(BinaryIO, source), item.key, item.size):
+            target.write(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        target.flush()
+        # Durable before it gets its real name: a power cut must not leave a good-looking file.
+        os.fsync(target.fileno())
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _install(staging: Path, destination: Path, is_report: bool) -> None:
+    """Move a complete staging folder into place, replacing what --force allowed."""
+    old = staging.with_name(staging.name.replace(STAGING_PREFIX, ".replaced-", 1))
+    if old.exists():
+        shutil.rmtree(old)
+    if not is_report:
+        if destination.exists():
+            os.rename(destination, old)
+        os.rename(staging, destination)
+    else:
+        # The report's files sit beside the case's follow-up folders, so they move one by one,
+        # report.json last: its presence is what marks a report as opened.
+        names = [
+            name for name in (ATTACHMENTS, REPORT_TXT, REPORT_JSON) if (destination / name).exists()
+        ]
+        if names:
+            old.mkdir(mode=0o700)
+            for name in names:
+                os.rename(destination / name, old / name)
+        for name in (ATTACHMENTS, REPORT_TXT, REPORT_JSON):
+            if (staging / name).exists():
+                os.rename(staging / name, destination / name)
+        staging.rmdir()
+    if old.exists():
+        shutil.rmtree(old)
+    _sync_folder(destination if is_report else destination.parent)
+
+
+def _discard(staging: Path, new_case_folder: Path | None) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    if new_case_folder is not None:
+        with contextlib.suppress(OSError):
+            new_case_folder.rmdir()  # only if nothing else is in it
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _json_bytes(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, indent=1) + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# report.txt
+
+
+def _printable(text: str) -> str:
+    """Text as written, but no terminal control sequences: controls other than LF and TAB go."""
+    text = text.replace("\r\n", "\n")
+    return "".join(
+        "\ufffd" if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text
+    )
+
+
+def _one_line(text: str) -> str:
+    return _printable(text).replace("\n", " ").replace("\t", " ")
+
+
+def language_name(locale: str) -> str:
+    """The English name of a language code, with the code."""
+    name = LANGUAGES.get(locale.split("-")[0].lower())
+    return f"{name} ({_one_line(locale)})" if name else _one_line(locale)
+
+
+def human_size(size: int) -> str:
+    """A size for people, with the exact byte count."""
+    value, unit = float(size), "bytes"
+    for candidate in ("KB", "MB", "GB", "TB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, candidate
+    exact = f"{size:,} bytes"
+    return exact if unit == "bytes" else f"{value:.1f} {unit} ({exact})"
+
+
+def _fields_for(kind: str) -> list[tuple[str, tuple[schema.Field, ...]]]:
+    if kind == "report":
+        return [(section.title, section.fields) for section in schema.REPORT_SECTIONS]
+    if kind == "follow-up":
+        return [("New information", schema.FOLLOW_UP_FIELDS)]
+    return [("The team's reply", REPLY_FIELDS)]
+
+
+def _value_lines(spec: schema.Field, value: envelope.FieldValue) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if spec.kind in (schema.RADIO, schema.CHECKBOXES):
+        lines = []
+        for item in items:
+            label = dict(spec.choices).get(item)
+            shown = (
+                f"{label} [{_one_line(item)}]"
+                if label
+                else f"[{_one_line(item)}] (not a choice of the form)"
+            )
+            lines.append(f"  - {shown}" if spec.kind == schema.CHECKBOXES else f"  {shown}")
+        return lines
+    if spec.kind == schema.TEXTAREA:
+        return ["-" * 40, *[_printable(item) for item in items], "-" * 40]
+    return [f"  {_one_line(item)}" for item in items]
+
+
+def render_report(record: dict[str, Any]) -> str:
+    """The readable report.txt of one opened submission."""
+    kind = str(record["kind"])
+    fields: dict[str, envelope.FieldValue] = record["fields"]
+    lines = [
+        f"{KIND_TITLES.get(kind, kind)} — reprisals portal",
+        "=" * 60,
+        f"Case:        {record['case']}",
+        f"Submission:  {record['id']} ({kind})",
+        f"Received:    {record['received_day']} (the day, UTC; no time is kept)",
+        f"Language:    {language_name(str(record['locale']))}",
+        f"Sealed by:   {SEALERS.get(str(record['sealed_by']), record['sealed_by'])}",
+        f"From bundle: {_one_line(str(record['bundle']))}",
+    ]
+    if kind == "report":
+        has_key = "reply_public_key" in record
+        lines.append(
+            "Replies:     "
+            + ("possible (portal reply --case this folder)" if has_key else "no reply key")
+        )
+    for warning in record.get("warnings", []):
+        lines.append(f"WARNING:     {_one_line(str(warning))}")
+    if any(
+        "\ufffd" in _printable(v)
+        for f in fields.values()
+        for v in (f if isinstance(f, list) else [f])
+    ):
+        lines.append(
+            "Note:        control characters were replaced by \ufffd; "
+            "report.json has the exact text."
+        )
+    shown: set[str] = set()
+    for title, specs in _fields_for(kind):
+        answered = [spec for spec in specs if spec.name in fields]
+        if not answered:
+            continue
+        lines += ["", f"== {title} ==", ""]
+        for spec in answered:
+            shown.add(spec.name)
+            lines.append(spec.label)
+            lines += _value_lines(spec, fields[spec.name])
+            lines.append("")
+    others = [name for name in fields if name not in shown]
+    if others:
+        lines += ["", "== Other fields (not on the form) ==", ""]
+        for name in others:
+            lines.append(_one_line(name))
+            lines += _value_lines(schema.Field(name, schema.TEXTAREA, name), fields[name])
+            lines.append("")
+    files = record["files"]
+    lines += ["", f"== Attachments ({len(files)}) ==", ""]
+    for item in files:
+        line = (
+            f"  {item['saved_as']}  {human_size(int(item['size']))}  {_one_line(str(item['type']))}"
+        )
+        if item["saved_as"].split("/", 1)[1] != item["name"]:
+            line += f"  (sent as {_one_line(str(item['name']))!r})"
+        lines.append(line)
+    if not files:
+        lines.append("  none")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# index.html and cases.csv
+
+
+@dataclass
+class CaseSummary:
+    """Everything opened so far for one case."""
+
+    case: str
+    report: dict[str, Any] | None = None
+    later: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def count(self, kind: str) -> int:
+        """How many follow-ups or replies the case has."""
+        return sum(1 for _, record in self.later if record.get("kind") == kind)
+
+    def attachments(self) -> int:
+        """Attachments over the report and every follow-up."""
+        records = ([self.report] if self.report else []) + [r for _, r in self.later]
+        return sum(len(r.get("files", [])) for r in records)
+
+    def first_day(self) -> str:
+        """The day of the report, or of the earliest follow-up when the report is not here."""
+        if self.report:
+            return str(self.report.get("received_day", ""))
+        return min((str(r.get("received_day", "")) for _, r in self.later), default="")
+
+    def last_day(self) -> str:
+        """The latest day of anything in the case."""
+        days = [self.first_day()] + [str(r.get("received_day", "")) for _, r in self.later]
+        return max(days)
+
+
+def _read_record(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        problems.append(f"{path} cannot be read; it is left out of the index")
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("fields"), dict):
+        problems.append(f"{path} is not a case record; it is left out of the index")
+        return None
+    return record
+
+
+def collect_cases(out: Path) -> tuple[list[CaseSummary], list[str]]:
+    """Every case under `out`, read from its report.json files, oldest first."""
+    summaries: list[CaseSummary] = []
+    problems: list[str] = []
+    for folder in sorted(out.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir() or folder.is_symlink():
+            continue
+        summary = CaseSummary(folder.name)
+        if (folder / REPORT_JSON).is_file():
+            summary.report = _read_record(folder / REPORT_JSON, problems)
+        for sub in sorted(folder.iterdir()):
+            if sub.name.startswith(".") or not sub.is_dir() or not (sub / REPORT_JSON).is_file():
+                continue
+            record = _read_record(sub / REPORT_JSON, problems)
+            if record is not None:
+                summary.later.append((sub.name, record))
+        if summary.report or summary.later:
+            summaries.append(summary)
+    summaries.sort(key=lambda s: (s.first_day(), s.case))
+    return summaries, problems
+
+
+def _labels(name: str, value: object) -> str:
+    spec = schema.FIELDS_BY_NAME.get(name)
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    if spec is None or not spec.choices:
+        return "; ".join(_one_line(str(item)) for item in items)
+    return "; ".join(spec.choice_label(str(item)) for item in items)
+
+
+INDEX_COLUMNS = (
+    ("submitter_role", "Who"),
+    ("country", "Country"),
+    ("violations", "What happened"),
+    ("consent_raise", "May raise with the State"),
+    ("consent_report", "In the annual report"),
+    ("consent_contact", "May contact"),
+)
+
+INDEX_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="referrer" content="no-referrer">
+<title>Cases — reprisals portal</title>
+<style>
+body {{ font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border: 1px solid #bbb; padding: .35rem .5rem; text-align: start; vertical-align: top; }}
+th {{ background: #eee; }}
+td ul {{ margin: 0; padding-inline-start: 1rem; }}
+.none {{ color: #777; }}
+</style>
+</head>
+<body>
+<h1>Cases</h1>
+<p>{count} case(s), made from every report.json under this folder.
+Each case links to its report.txt; attachments are in each case's folder.</p>
+<table>
+<thead><tr><th>Case</th><th>First received</th><th>Language</th>{headers}<th>Follow-ups</th>\
+<th>Replies</th><th>Attachments</th><th>Latest</th></tr></thead>
+<tbody>
+{rows}
+</tbody>
+</table>
+</body>
+</html>
+"""
+
+
+def _link(relative: str, text: str) -> str:
+    return f'<a href="{html.escape(quote(relative))}">{html.escape(text)}</a>'
+
+
+def render_index(summaries: list[CaseSummary]) -> str:
+    """A self-contained HTML table of every case: no script, every text escaped."""
+    rows = []
+    for s in summaries:
+        report = s.report or {}
+        fields = report.get("fields", {}) if isinstance(report.get("fields"), dict) else {}
+        documents = []
+        if s.report:
+            documents.append(_link(f"{s.case}/{REPORT_TXT}", "report"))
+        else:
+            documents.append('<span class="none">report not opened yet</span>')
+        for folder, record in s.later:
+            label = f"{record.get('kind', '')} {record.get('received_day', '')}"
+            documents.append(_link(f"{s.case}/{folder}/{REPORT_TXT}", label))
+        cells = [
+            f"<td>{html.escape(s.case)}<ul>"
+            + "".join(f"<li>{d}</li>" for d in documents)
+            + "</ul></td>",
+            f"<td>{html.escape(s.first_day())}</td>",
+            f"<td>{html.escape(language_name(str(report.get('locale', ''))))}</td>",
+        ]
+        cells += [
+            f"<td>{html.escape(_labels(name, fields.get(name)))}</td>" for name, _ in INDEX_COLUMNS
+        ]
+        cells += [
+            f"<td>{s.count('follow-up')}</td>",
+            f"<td>{s.count('reply')}</td>",
+            f"<td>{s.attachments()}</td>",
+            f"<td>{html.escape(s.last_day())}</td>",
+        ]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    headers = "".join(f"<th>{html.escape(title)}</th>" for _, title in INDEX_COLUMNS)
+    return INDEX_PAGE.format(count=len(summaries), headers=headers, rows="\n".join(rows))
+
+
+def csv_cell(value: str) -> str:
+    """Guard a cell against formula injection in spreadsheets."""
+    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+CSV_COLUMNS = (
+    "case",
+    "received_day",
+    "locale",
+    "sealed_by",
+    "follow_ups",
+    "replies",
+    "attachments",
+    "last_day",
+    *schema.STRUCTURED_FIELDS,
+)
+
+
+def render_csv(summaries: list[CaseSummary]) -> str:
+    """One row per case: its structured fields (choice values, `;` between several) and counts."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for s in summaries:
+        report = s.report or {}
+        fields = report.get("fields", {}) if isinstance(report.get("fields"), dict) else {}
+        row = [
+            s.case,
+            s.first_day(),
+            str(report.get("locale", "")),
+            str(report.get("sealed_by", "")),
+            str(s.count("follow-up")),
+            str(s.count("reply")),
+            str(s.attachments()),
+            s.last_day(),
+        ]
+        for name in schema.STRUCTURED_FIELDS:
+            value = fields.get(name)
+            items = value if isinstance(value, list) else [] if value is None else [value]
+            row.append(";".join(_one_line(str(item)) for item in items))
+        writer.writerow([csv_cell(cell) for cell in row])
+    return buffer.getvalue()
+
+
+def write_indexes(out: Path) -> list[str]:
+    """Regenerate OUT/index.html and OUT/cases.csv from every report.json; return problems."""
+    summaries, problems = collect_cases(out)
+    for name, text in (
+        ("index.html", render_index(summaries)),
+        ("cases.csv", render_csv(summaries)),
+    ):
+        temporary = out / f".{name}.partial"
+        temporary.unlink(missing_ok=True)
+        _write_new(temporary, text.encode("utf-8"))
+        os.replace(temporary, out / name)
+    return problems
+
+
+def summary_lines(outcomes: Iterable[Outcome]) -> list[str]:
+    """The closing summary: counts, then each submission that failed or was refused, and why."""
+    outcomes = list(outcomes)
+    opened = [o for o in outcomes if o.status == OPENED]
+    skipped = [o for o in outcomes if o.status == SKIPPED]
+    bad = [o for o in outcomes if o.status in (FAILED, REFUSED, NOTE)]
+    warned = [o for o in opened if o.warnings]
+    lines = [
+        f"{len(opened)} submission(s) opened, {len(skipped)} skipped, "
+        f"{len([o for o in bad if o.status == REFUSED])} refused, "
+        f"{len([o for o in bad if o.status == FAILED])} failed."
+    ]
+    for o in bad:
+        lines.append(f"  {o.line()}")
+    for o in warned:
+        for warning in o.warnings:
+            lines.append(
+                f"  warning  {o.bundle}: case {o.case}, {o.kind} {o.submission}: {warning}"
+            )
+    return lines

@@ -1,0 +1,157 @@
+"""`portal seal`: a relaying organisation seals cases on its own computer, with no network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from portal import crypto, relay
+from portal.cli.keys import EXISTING_FILE, NEW_FILE
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[relay.Progress]:
+    """A byte-counting progress bar on stderr, shown only on a terminal."""
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda advance: bar.advance(task, advance)
+
+
+def _read_cases(
+    json_path: Path | None,
+    csv_path: Path | None,
+    fields: tuple[str, ...],
+    files: tuple[Path, ...],
+    locale: str,
+) -> tuple[list[relay.Case], bool]:
+    """The cases the options describe, all checked, and whether they came as a list."""
+    given = [json_path is not None, csv_path is not None, bool(fields)]
+    if sum(given) != 1:
+        raise click.UsageError("Give the case with exactly one of --json, --csv or --field.")
+    if csv_path is not None:
+        if files:
+            raise click.UsageError("With --csv, attachments go in the CSV's attachments column.")
+        return relay.load_csv(csv_path, locale), True
+    if json_path is not None:
+        cases, many = relay.load_json(json_path, locale)
+        if many and files:
+            raise click.UsageError("With a list of cases, attachments go in each case's files.")
+        if files:
+            case = cases[0]
+            cases = [relay.make_case(case.fields, case.files + files, case.locale, case.where)]
+        return cases, many
+    raw = relay.parse_field_options(fields)
+    return [relay.make_case(raw, files, locale, "--field")], False
+
+
+@click.command()
+@click.option(
+    "--to",
+    "to_key",
+    required=True,
+    type=EXISTING_FILE,
+    help="The team's public key file (team.pub).",
+)
+@click.option("--out", type=NEW_FILE, help="The sealed case file to write (one case).")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder for case-001.sealed, ... (a list of cases).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=EXISTING_FILE,
+    help="A case as JSON, or a list of cases: {fields, files, locale}.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=EXISTING_FILE,
+    help="Cases as CSV: a row per case, a column per field, ';' between values.",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="One answer; repeat for each field and for each choice of a checkbox field.",
+)
+@click.option(
+    "--locale", default="en", show_default=True, help="The language the case is written in."
+)
+@click.argument("files", nargs=-1, type=EXISTING_FILE)
+def seal(
+    to_key: Path,
+    out: Path | None,
+    out_dir: Path | None,
+    json_path: Path | None,
+    csv_path: Path | None,
+    fields: tuple[str, ...],
+    locale: str,
+    files: tuple[Path, ...],
+) -> None:
+    """Seal cases offline to the team's public key, as files to upload on the portal."""
+    try:
+        public_key = crypto.load_public_key(to_key)
+        cases, many = _read_cases(json_path, csv_path, fields, files, locale)
+    except (crypto.CryptoError, relay.SealError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if many and (out is not None or out_dir is None):
+        raise click.UsageError(f"{len(cases)} cases: give --out-dir for their sealed files.")
+    if not many and (out is None or out_dir is not None):
+        raise click.UsageError("One case: give --out for its sealed file.")
+    if out_dir is not None:
+        width = max(3, len(str(len(cases))))
+        targets = [out_dir / f"case-{n:0{width}d}.sealed" for n in range(1, len(cases) + 1)]
+        taken = [path for path in targets if path.exists()]
+        if taken:
+            raise click.ClickException(
+                f"{taken[0]} already exists; choose an empty folder (nothing was overwritten)."
+            )
+        out_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        assert out is not None
+        targets = [out]
+    click.echo(
+        f"Sealing to the team key {crypto.fingerprint(public_key)}: check that this is the "
+        "fingerprint the team gave you.",
+        err=True,
+    )
+    total = sum(case.total_bytes() for case in cases)
+    try:
+        with progress_bar(f"Sealing {len(cases)} case(s)", total) as advance:
+            for case, target in zip(cases, targets, strict=True):
+                relay.seal_case(case, public_key, target, advance)
+                click.echo(f"{target}  ({case.where}, {len(case.files)} attachment(s))")
+    except (relay.SealError, crypto.CryptoError) as exc:
+        raise click.ClickException(f"{exc} The cases listed above are sealed.") from exc
+    except OSError as exc:
+        raise click.ClickException(
+            f"Sealing stopped: {exc}. The cases listed above are sealed."
+        ) from exc
+    click.echo(
+        f"Sealed {len(cases)} case(s). Upload each file on the portal's report form.", err=True
+    )

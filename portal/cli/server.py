@@ -1,0 +1,80 @@
+"""Server commands: `portal init`, `portal export` and `portal purge`.
+
+They read the same `PORTAL_*` environment as the sites.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from portal import db, exporting, retention
+from portal.config import ConfigError, load_config
+from portal.services import Services, ensure_secret, load
+
+
+def _services() -> Services:
+    try:
+        return load(load_config(os.environ))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+def init() -> None:
+    """Create or migrate the database and the data folder, and remove leftovers of
+    interrupted uploads."""
+    try:
+        config = load_config(os.environ)
+        made = ensure_secret(config)
+        load(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.upgrade(config.database_url)
+    services = load(config)
+    services.store.ensure()
+    removed = retention.sweep(services)
+    click.echo(f"Data folder: {config.data_dir}" + (" (new secret made)" if made else ""))
+    click.echo("Database: up to date.")
+    if removed:
+        click.echo(f"Removed {removed} leftover(s) of interrupted uploads.")
+
+
+@click.command()
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Bundle file to write (must not exist).")
+@click.option("--all", "everything", is_flag=True, help="Include submissions exported before.")
+def export(out: Path, everything: bool) -> None:
+    """Write a bundle of the submissions not yet exported, and mark them exported."""
+    services = _services()
+    if out.exists():
+        raise click.ClickException(f"{out} exists; choose a new file name.")
+    with services.sessions() as session:
+        chosen = (exporting.all_exportable if everything else exporting.pending)(session)
+        partial = out.with_name(out.name + ".partial")
+        with partial.open("xb") as handle:
+            for block in exporting.stream(services, chosen):
+                handle.write(block)
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.rename(out)
+        exporting.mark_exported(session, [s.id for s in chosen])
+    click.echo(f"Exported {len(chosen)} submission(s) to {out}.")
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
+def purge(dry_run: bool) -> None:
+    """Delete submissions past their retention date (run daily by a timer)."""
+    services = _services()
+    with services.sessions() as session:
+        due = retention.due(services, session)
+        if dry_run:
+            click.echo(f"{len(due)} submission(s) would be deleted.")
+            return
+        retention.delete(services, session, due)
+    removed = retention.sweep_stale(services)
+    click.echo(f"Deleted {len(due)} submission(s) past retention"
+               + (f" and {removed} abandoned upload(s)." if removed else "."))

@@ -1,0 +1,68 @@
+"""Error pages: short, calm, in the page's language, and never a traceback.
+
+A form that cannot be accepted because of its size, a limit or a full store says so and what
+to do next. Anything unexpected becomes a plain 500 page; the log line names the error's type
+and never the request's content.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from portal import intake, uploads
+
+log = logging.getLogger("portal")
+
+
+def _human_size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
+        n //= 1024
+    return str(n)
+
+
+def init_app(app: Flask, max_upload_bytes: int) -> None:
+    """Render every error as a page of the site."""
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
+        uploads.release()
+        return render_template("errors/too_large.html", limit=_human_size(max_upload_bytes)), 413
+
+    @app.errorhandler(intake.QuotaExceeded)
+    def _full(error: intake.QuotaExceeded) -> tuple[str, int]:
+        uploads.release()
+        return render_template("errors/unavailable.html"), 503
+
+    @app.errorhandler(429)
+    def _limited(error: HTTPException) -> tuple[str, int]:
+        uploads.release()
+        if request.endpoint in ("public.submit_post", "public.follow_up_post"):
+            # Keep what the person typed: read the text of the form, let the files go by.
+            uploads.expect_discard()
+            form = request.form
+            if request.endpoint == "public.submit_post":
+                from portal.public import limited_report  # noqa: PLC0415 - avoids a cycle
+
+                return limited_report(form)
+        return render_template("errors/limited.html"), 429
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> tuple[str, int]:
+        uploads.release()
+        code = error.code or 500
+        return render_template("errors/error.html", code=code), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> tuple[str, int]:
+        uploads.release()
+        # Where it happened, never what: no message, no locals, no request content.
+        where = " < ".join(f"{frame.name}:{frame.lineno}"
+                           for frame in reversed(traceback.extract_tb(error.__traceback__)))
+        log.error("unexpected %s at %s", type(error).__name__, where)
+        return render_template("errors/error.html", code=500), 500

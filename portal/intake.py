@@ -1,0 +1,212 @@
+"""Accepting submissions: sealing on arrival, checking sealed uploads, receipts and replies.
+
+These are plain functions over the site's services, a database session and a staging folder,
+so tests call them without a request. Every path ends the same way: the sealed files are made
+durable in the blob store, then the database row is committed, and only then is a receipt
+returned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from portal import bundle, crypto, envelope, receipts, storage
+from portal.models import Case, Submission
+from portal.schema import FieldValues
+from portal.services import Services, today
+from portal.uploads import Part
+
+REPLY_KIND = "reply"
+
+
+class Refused(Exception):
+    """An upload that breaks the rules; the message is for the person who sent it."""
+
+
+class QuotaExceeded(Exception):
+    """The storage quota is reached; new submissions wait until the team collects."""
+
+
+class NoSuchCase(Exception):
+    """No case matches the receipt."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply from the team, opened with the submitter's receipt."""
+
+    day: str
+    message: str
+
+
+def check_quota(services: Services, session: Session, incoming: int) -> None:
+    """Refuse when storing `incoming` more bytes would pass the configured quota."""
+    quota = services.config.storage_quota_bytes
+    if quota is not None and services.storage_used(session) + max(incoming, 0) > quota:
+        raise QuotaExceeded
+
+
+def new_case(services: Services, session: Session) -> tuple[str, Case, receipts.Derived]:
+    """A fresh receipt and the case it opens (added to the session, not committed)."""
+    receipt = receipts.new_receipt()
+    opslimit, memlimit = services.config.receipt_limits
+    derived = receipts.derive(receipt, services.installation_secret, opslimit, memlimit)
+    case = Case(id=storage.new_id(), receipt_lookup=derived.lookup,
+                reply_public_key=derived.reply_public_key, created_day=today())
+    session.add(case)
+    return receipt, case, derived
+
+
+def find_case(services: Services, session: Session, receipt: str) -> tuple[Case, receipts.Derived]:
+    """The case a receipt opens; NoSuchCase (also for input that is no receipt at all)."""
+    opslimit, memlimit = services.config.receipt_limits
+    try:
+        derived = receipts.derive(receipt, services.installation_secret, opslimit, memlimit)
+    except receipts.ReceiptError as exc:
+        raise NoSuchCase(str(exc)) from exc
+    case = session.scalar(select(Case).where(Case.receipt_lookup == derived.lookup))
+    if case is None:
+        raise NoSuchCase("No case matches this receipt.")
+    return case, derived
+
+
+def _store(services: Services, session: Session, staging: storage.Staging, case: Case, *,
+           kind: str, sealed_by: str, source: str, file_count: int,
+           recipient: str | None = None) -> Submission:
+    """Make the staged files durable, then commit the row: the order that makes a crash safe."""
+    last = session.scalar(select(func.max(Submission.seq)).where(Submission.case_id == case.id))
+    submission_id = storage.new_id()
+    day = today()
+    size = services.store.commit(staging, submission_id, day)
+    submission = Submission(id=submission_id, case_id=case.id, seq=(last or 0) + 1, kind=kind,
+                            sealed_by=sealed_by, source=source, recipient=recipient,
+                            received_day=day, file_count=file_count, size_bytes=size)
+    session.add(submission)
+    try:
+        session.commit()
+    except Exception:
+        session.rollback()
+        services.store.delete(submission_id)
+        raise
+    return submission
+
+
+def _name_blobs(staging: storage.Staging, parts: Sequence[Part]) -> None:
+    for index, part in enumerate(parts):
+        os.rename(staging.path / part.name, staging.path / storage.blob_file(index))
+
+
+def seal_on_arrival(services: Services, session: Session, staging: storage.Staging, *,
+                    kind: str, locale: str, fields: FieldValues, parts: Sequence[Part],
+                    case: Case | None = None) -> tuple[str | None, Submission]:
+    """Seal a form posted without JavaScript: files were sealed as they streamed in.
+
+    A report opens a new case and returns its receipt; a follow-up joins `case`.
+    """
+    files = []
+    for part in parts:
+        if part.key is None:
+            raise Refused("An attachment was not sealed on arrival.")
+        files.append(envelope.FileEntry(part.filename[:255] or "attachment",
+                                        part.content_type[:255] or "application/octet-stream",
+                                        part.size, part.key))
+    receipt = None
+    if case is None:
+        receipt, case, derived = new_case(services, session)
+        reply_key = derived.reply_public_key
+    else:
+        reply_key = case.reply_public_key
+    manifest = envelope.Manifest(kind, "server", locale, dict(fields), tuple(files), reply_key)
+    _name_blobs(staging, parts)
+    staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, services.team_public_key))
+    submission = _store(services, session, staging, case, kind=kind, sealed_by="server",
+                        source="form", file_count=len(files))
+    return receipt, submission
+
+
+def accept_sealed(services: Services, session: Session, staging: storage.Staging, *,
+                  kind: str, declared_files: str, parts: Sequence[Part],
+                  case: Case | None = None) -> tuple[str | None, Submission]:
+    """Store an envelope sealed in the browser, after checking its structure only."""
+    manifests = [p for p in parts if p.field == "manifest"]
+    blobs = [p for p in parts if p.field == "blob"]
+    if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
+        raise Refused("The upload must hold one sealed manifest and the sealed files, nothing else.")
+    try:
+        count = int(declared_files)
+    except ValueError:
+        raise Refused("The upload does not say how many files it holds.") from None
+    if count != len(blobs):
+        raise Refused(f"The upload says it holds {count} files but holds {len(blobs)}.")
+    if count > envelope.MAX_FILES:
+        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+    try:
+        envelope.check_sealed_manifest_length(manifests[0].size)
+        for index, blob in enumerate(blobs):
+            envelope.check_blob_length(blob.size, index)
+    except envelope.EnvelopeError as exc:
+        raise Refused(str(exc)) from exc
+    receipt = None
+    if case is None:
+        receipt, case, _derived = new_case(services, session)
+    os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
+    _name_blobs(staging, blobs)
+    submission = _store(services, session, staging, case, kind=kind, sealed_by="browser",
+                        source="browser", file_count=count)
+    return receipt, submission
+
+
+def accept_case_file(services: Services, session: Session, staging: storage.Staging,
+                     part: Part) -> tuple[str, Submission]:
+    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
+    source = staging.path / part.name
+    try:
+        with bundle.Reader(source) as reader:
+            if len(reader.entries) != 1 or reader.entries[0].kind != "report":
+                raise Refused("A sealed case file holds exactly one report.")
+            reader.check_structure()
+            entry = reader.entries[0]
+            with reader.open(bundle.manifest_name(entry.id)) as src, \
+                    staging.open(storage.MANIFEST) as out:
+                _copy(src, out)
+            for index in range(entry.files):
+                with reader.open(bundle.blob_name(entry.id, index)) as src, \
+                        staging.open(storage.blob_file(index)) as out:
+                    _copy(src, out)
+    except envelope.EnvelopeError as exc:
+        raise Refused(str(exc)) from exc
+    source.unlink()
+    receipt, case, _derived = new_case(services, session)
+    submission = _store(services, session, staging, case, kind="report", sealed_by="relay-tool",
+                        source="relay", file_count=entry.files)
+    return receipt, submission
+
+
+def _copy(src: object, out: object) -> None:
+    read = src.read  # type: ignore[attr-defined]
+    write = out.write  # type: ignore[attr-defined]
+    while data := read(1024 * 1024):
+        write(data)
+
+
+def replies(services: Services, case: Case, derived: receipts.Derived) -> list[Reply]:
+    """The team's replies to a case, opened in memory with the receipt's reply key."""
+    found = []
+    for submission in case.submissions:
+        if submission.kind != REPLY_KIND or submission.recipient != "submitter":
+            continue
+        with services.store.open(submission.id, storage.MANIFEST) as handle:
+            sealed = handle.read()
+        try:
+            manifest = envelope.open_manifest(sealed, derived.reply_secret_key)
+        except crypto.CryptoError:
+            continue
+        message = manifest.fields.get("message", "")
+        found.append(Reply(submission.received_day.isoformat(),
+                           message if isinstance(message, str) else "\n".join(message)))
+    return found

@@ -1,0 +1,316 @@
+"""The public site's pages: landing, report form, receipt, follow-up, key, safety.
+
+Views parse, call `intake`, and render. Every form page works without JavaScript; where the
+browser runs it, the sealing script takes over the same form and posts to the `/sealed`
+endpoints instead, so the server never sees the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    g,
+    render_template,
+    request,
+)
+from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from werkzeug.datastructures import MultiDict
+from wtforms import ValidationError
+
+from portal import headers, i18n, intake, kept, schema, uploads
+from portal.limits import limiter
+from portal.services import Services, current
+
+bp = Blueprint("public", __name__, url_prefix="/<lang>")
+
+
+@bp.url_value_preprocessor
+def _take_language(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    lang = (values or {}).pop("lang", None)
+    if lang not in i18n.LANGUAGES:
+        abort(404)
+    g.lang = lang
+
+
+@bp.url_defaults
+def _add_language(endpoint: str, values: dict[str, Any]) -> None:
+    values.setdefault("lang", i18n.current())
+
+
+def _sealing_page(services: Services) -> dict[str, Any]:
+    """What a form page needs for the sealing script."""
+    headers.allow_script()
+    return {"team_key_b64": services.team_key_text.strip().splitlines()[-1],
+            "fingerprint": services.team_fingerprint, "script_sri": g.get("script_sri")}
+
+
+@bp.get("/")
+def index() -> str:
+    """The landing page: what this is, who reads it, how it is protected, safety first."""
+    return render_template("public/index.html", fingerprint=current().team_fingerprint)
+
+
+@bp.get("/safety")
+def safety() -> str:
+    """How to stay safe while using the portal."""
+    return render_template("public/safety.html")
+
+
+@bp.get("/key")
+def key() -> str:
+    """The team key's fingerprint, for comparison through an independent channel."""
+    services = current()
+    return render_template("public/key.html", fingerprint=services.team_fingerprint,
+                           key_text=services.team_key_text)
+
+
+@bp.get("/key/team.pub")
+def key_file() -> Response:
+    """The team's public key file, for relays that seal offline."""
+    return Response(current().team_key_text, mimetype="text/plain",
+                    headers={"Content-Disposition": "attachment; filename=team.pub"})
+
+
+# ---------------------------------------------------------------------------------------------
+# The report
+
+
+def render_report(values: MultiDict[str, str] | None = None,
+                  problems: list[schema.Problem] | None = None, notice: str | None = None,
+                  kept_files: list[kept.KeptFile] | None = None, status: int = 200
+                  ) -> tuple[str, int]:
+    """The report form, with what was typed and any problems named next to their fields."""
+    services = current()
+    return render_template(
+        "public/submit.html", sections=schema.REPORT_SECTIONS, values=values or MultiDict(),
+        problems={p.field: p.message for p in problems or ()}, problem_list=problems or [],
+        notice=notice, kept_files=kept_files or [], kept_token=kept.token(kept_files or []),
+        csrf_token=generate_csrf(), **_sealing_page(services),
+    ), status
+
+
+def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
+    """The report form again, calm, when too many reports arrive at once."""
+    return render_report(form, notice=_(
+        "Too many reports are arriving right now, so yours was not sent yet. Everything you "
+        "typed is still below. Please wait a few minutes and send it again; attachments must "
+        "be chosen again."), status=429)
+
+
+@bp.get("/submit")
+def submit() -> tuple[str, int]:
+    """The empty report form."""
+    return render_report()
+
+
+@bp.post("/submit")
+@limiter.limit(lambda: current().config.report_rate_limit, key_func=lambda: "report")
+def submit_post() -> tuple[str, int] | Response:
+    """A report posted without JavaScript: attachments were sealed as they arrived."""
+    services = current()
+    with services.sessions() as session:
+        intake.check_quota(services, session, request.content_length or 0)
+        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
+        form = request.form
+        if form.get(schema.HONEYPOT):
+            return _quietly_dropped(staged)
+        relay = [p for p in staged.finish() if p.field == "case_file"]
+        files = kept.restore(form, staged) + [p for p in staged.parts if p.field == "attachments"]
+        problem = _csrf_problem(form)
+        if relay and not problem:
+            return _accept_case_file(services, session, staged, relay)
+        values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
+        problems = schema.check(values, schema.REPORT_FIELDS)
+        if problem or problems:
+            staged.keep = True
+            return render_report(form, problems, problem, kept.describe(staged, files), 400)
+        receipt, _submission = intake.seal_on_arrival(
+            services, session, staged.staging, kind="report", locale=i18n.current(),
+            fields=values, parts=files)
+        staged.committed = True
+    return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
+
+
+def _accept_case_file(services: Services, session: Any, staged: uploads.Uploads,
+                      relay: list[uploads.Part]) -> tuple[str, int]:
+    if len(relay) != 1 or len(staged.parts) != 1:
+        return render_report(notice=_("Send one sealed case file at a time, without other "
+                                      "attachments."), status=400)
+    try:
+        receipt, _submission = intake.accept_case_file(services, session, staged.staging, relay[0])
+    except intake.Refused as exc:
+        return render_report(notice=_("The sealed case file was refused: %(reason)s",
+                                      reason=str(exc)), status=400)
+    staged.committed = True
+    return render_template("public/receipt.html", receipt=receipt, sealed_by="relay-tool"), 200
+
+
+@bp.post("/submit/sealed")
+@limiter.limit(lambda: current().config.report_rate_limit, key_func=lambda: "report")
+def submit_sealed() -> tuple[str, int]:
+    """A report sealed in the browser: only its structure is checked, then it is stored."""
+    return _sealed("report")
+
+
+def _sealed(kind: str) -> tuple[str, int]:
+    services = current()
+    with services.sessions() as session:
+        intake.check_quota(services, session, request.content_length or 0)
+        staged = uploads.expect_uploads(services.store, uploads.RAW, max_files=101)
+        form = request.form
+        parts = staged.finish()
+        if form.get(schema.HONEYPOT):
+            return _quietly_dropped(staged), 200
+        if problem := _csrf_problem(form):
+            return render_template("public/refused.html", reason=problem), 400
+        case = None
+        if kind == "follow-up":
+            try:
+                case, _derived = intake.find_case(services, session, form.get("receipt", ""))
+            except intake.NoSuchCase:
+                return render_template("public/refused.html", reason=_no_case()), 400
+        try:
+            receipt, _submission = intake.accept_sealed(
+                services, session, staged.staging, kind=kind,
+                declared_files=form.get("file_count", ""), parts=parts, case=case)
+        except intake.Refused as exc:
+            return render_template("public/refused.html", reason=str(exc)), 400
+        staged.committed = True
+    if kind == "follow-up":
+        return render_template("public/follow_up_done.html", sealed_by="browser"), 200
+    return render_template("public/receipt.html", receipt=receipt, sealed_by="browser"), 200
+
+
+def _csrf_problem(form: MultiDict[str, str]) -> str | None:
+    try:
+        validate_csrf(form.get("csrf_token"))
+    except ValidationError:
+        return _("This form had expired, so nothing was sent yet. Everything you typed is "
+                 "still below: please check it and send it again.")
+    return None
+
+
+def _quietly_dropped(staged: uploads.Uploads) -> Any:
+    # The honeypot field is hidden from people; only robots fill it in. They get a page that
+    # looks like success, so they learn nothing, and nothing is stored.
+    staged.discard()
+    return render_template("public/dropped.html")
+
+
+def _no_case() -> str:
+    return _("No case matches this receipt. Check the 25 digits and try again.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Follow-up
+
+
+@bp.get("/follow-up")
+def follow_up() -> str:
+    """Ask for the receipt."""
+    return render_template("public/follow_up_receipt.html", problem=None,
+                           csrf_token=generate_csrf())
+
+
+@bp.post("/follow-up")
+@limiter.limit(lambda: current().config.follow_up_rate_limit, key_func=lambda: "follow-up")
+def follow_up_post() -> tuple[str, int]:
+    """Open a case with its receipt: show replies; add information to it."""
+    services = current()
+    with services.sessions() as session:
+        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
+        form = request.form
+        files = kept.restore(form, staged) + [p for p in staged.finish()
+                                              if p.field == "attachments"]
+        receipt = form.get("receipt", "")
+        problem = _csrf_problem(form)
+        if problem:
+            staged.keep = bool(files)
+            return render_template("public/follow_up_receipt.html", problem=problem,
+                                   csrf_token=generate_csrf()), 400
+        try:
+            case, derived = intake.find_case(services, session, receipt)
+        except intake.NoSuchCase:
+            staged.discard()
+            return render_template("public/follow_up_receipt.html", problem=_no_case(),
+                                   csrf_token=generate_csrf()), 400
+        replies = intake.replies(services, case, derived)
+        if form.get("step") != "add":
+            staged.discard()
+            return _case_page(receipt, replies, MultiDict(), [], []), 200
+        if form.get(schema.HONEYPOT):
+            return _quietly_dropped(staged), 200
+        values = schema.collect(form.to_dict(flat=False), schema.FOLLOW_UP_FIELDS)
+        problems = schema.check(values, schema.FOLLOW_UP_FIELDS)
+        if problems:
+            staged.keep = True
+            return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
+        intake.check_quota(services, session, staged.staging.size())
+        intake.seal_on_arrival(services, session, staged.staging, kind="follow-up",
+                               locale=i18n.current(), fields=values, parts=files, case=case)
+        staged.committed = True
+    return render_template("public/follow_up_done.html", sealed_by="server"), 200
+
+
+def _case_page(receipt: str, replies: list[intake.Reply], values: MultiDict[str, str],
+               problems: list[schema.Problem], kept_files: list[kept.KeptFile]) -> str:
+    return render_template(
+        "public/follow_up_case.html", receipt=receipt, replies=replies,
+        fields=schema.FOLLOW_UP_FIELDS, values=values,
+        problems={p.field: p.message for p in problems}, problem_list=problems,
+        kept_files=kept_files, kept_token=kept.token(kept_files), csrf_token=generate_csrf(),
+        **_sealing_page(current()),
+    )
+
+
+@bp.post("/follow-up/sealed")
+@limiter.limit(lambda: current().config.follow_up_rate_limit, key_func=lambda: "follow-up")
+def follow_up_sealed() -> tuple[str, int]:
+    """A follow-up sealed in the browser."""
+    return _sealed("follow-up")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def register(app: Flask) -> None:
+    """Add the public pages and the language chooser to an app."""
+    app.register_blueprint(bp)
+
+    @app.get("/")
+    def choose_language() -> str:
+        """The language chooser, in all six languages."""
+        return render_template("public/choose.html")
+
+    @app.get("/leave")
+    def leave() -> str:
+        """A neutral page for the "Leave quickly" link."""
+        return render_template("public/leave.html")
+
+    @app.get("/favicon.ico")
+    def favicon() -> Response:
+        """No icon: answer at once rather than with an error page."""
+        return Response(status=204)
+
+    app.jinja_env.globals["field_label"] = _field_label
+    app.jinja_env.filters["filesize"] = _filesize
+
+
+def _field_label(name: str) -> str:
+    found = schema.FIELDS_BY_NAME.get(name) or next(
+        (f for f in schema.FOLLOW_UP_FIELDS if f.name == name), None)
+    return found.label if found else name
+
+
+def _filesize(size: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if size < 1000:
+            return f"{size} {unit}"
+        size //= 1000
+    return f"{size} GB"

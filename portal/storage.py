@@ -1,0 +1,141 @@
+"""The blob store: sealed submissions as files, written durably before anyone is told.
+
+Each submission is a folder `sealed/<id>/` holding `manifest.sealed` and `0.blob`, `1.blob`, ...
+A request writes into a private staging folder under `sealed/.incoming/`, fsyncs every file,
+renames the folder into place and fsyncs the parent, and only then does the caller commit the
+database row. A crash at any moment leaves either a complete submission or leftovers that
+`sweep()` removes at the next start. File times are set to midnight UTC of the day, so the
+file system does not keep the time of day a submission arrived.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import BinaryIO
+
+INCOMING = ".incoming"
+MANIFEST = "manifest.sealed"
+
+
+def blob_file(index: int) -> str:
+    """The file name of blob `index` in a submission folder."""
+    return f"{index}.blob"
+
+
+def new_id() -> str:
+    """A random identifier (24 lowercase base32 characters, 120 bits), from the OS random source."""
+    return base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _midnight(day: date) -> float:
+    return datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp()
+
+
+class Staging:
+    """A private folder where one request's sealed files are written before they count."""
+
+    def __init__(self, path: Path) -> None:
+        """Use `path`, which the store has just made."""
+        self.path = path
+
+    def open(self, name: str) -> BinaryIO:
+        """Create a new file in the staging folder for writing."""
+        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(fd, "wb")
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write a whole small file (a sealed manifest)."""
+        with self.open(name) as out:
+            out.write(data)
+
+    def size(self) -> int:
+        """The bytes staged so far."""
+        return sum(p.stat().st_size for p in self.path.iterdir())
+
+    def discard(self) -> None:
+        """Remove the staging folder and everything in it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class BlobStore:
+    """Sealed submissions on disk."""
+
+    def __init__(self, root: Path) -> None:
+        """Keep sealed submissions under `root`."""
+        self.root = root
+        self.incoming = root / INCOMING
+
+    def ensure(self) -> None:
+        """Create the folders, private to the service's user."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.incoming.mkdir(mode=0o700, exist_ok=True)
+
+    def stage(self) -> Staging:
+        """A new, empty staging folder."""
+        self.ensure()
+        path = self.incoming / new_id()
+        path.mkdir(mode=0o700)
+        return Staging(path)
+
+    def path(self, submission_id: str) -> Path:
+        """The folder of a stored submission."""
+        if not submission_id.isalnum():
+            raise ValueError("malformed submission id")
+        return self.root / submission_id
+
+    def commit(self, staging: Staging, submission_id: str, day: date) -> int:
+        """Make staged files durable and move them into place; return their total size."""
+        total = 0
+        stamp = _midnight(day)
+        for item in staging.path.iterdir():
+            with item.open("rb") as handle:
+                os.fsync(handle.fileno())
+            total += item.stat().st_size
+            os.utime(item, (stamp, stamp))
+        _fsync_dir(staging.path)
+        target = self.path(submission_id)
+        os.rename(staging.path, target)
+        os.utime(target, (stamp, stamp))
+        _fsync_dir(self.root)
+        _fsync_dir(self.incoming)
+        return total
+
+    def open(self, submission_id: str, name: str) -> BinaryIO:
+        """Open a stored file of a submission."""
+        return (self.path(submission_id) / name).open("rb")
+
+    def delete(self, submission_id: str) -> None:
+        """Remove a stored submission's files (overwriting is pointless on modern disks;
+        the contents are sealed, and without the offline key they are noise)."""
+        shutil.rmtree(self.path(submission_id), ignore_errors=True)
+
+    def stored_ids(self) -> set[str]:
+        """The ids of every submission folder on disk."""
+        if not self.root.exists():
+            return set()
+        return {p.name for p in self.root.iterdir() if p.is_dir() and p.name != INCOMING}
+
+    def sweep(self, known_ids: set[str]) -> int:
+        """Remove staging leftovers and folders with no database row; return how many."""
+        removed = 0
+        if self.incoming.exists():
+            for leftover in self.incoming.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+                removed += 1
+        for orphan in self.stored_ids() - known_ids:
+            shutil.rmtree(self.root / orphan, ignore_errors=True)
+            removed += 1
+        return removed

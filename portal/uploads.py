@@ -1,0 +1,250 @@
+"""Request bodies that never touch the disk in plaintext.
+
+Werkzeug parses a multipart body by asking the request for a stream per file part. The portal's
+request class hands it a stream that seals as it writes: each attached file becomes a blob of
+the envelope format, under a fresh key, directly in the blob store's staging folder. For
+uploads that arrive already sealed (from the browser or a relay's sealed case file), the stream
+writes the bytes as they are and stops at the size a sealed piece may have. A view says which
+of the two it wants, through `expect_uploads()`, before it touches `request.form`; a file part
+arriving anywhere else is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from flask import Request, request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.sansio.multipart import File
+
+from portal import crypto, storage
+
+SEAL = "seal"
+RAW = "raw"
+ENVIRON_KEY = "portal.uploads"
+
+
+class UploadRefused(BadRequest):
+    """A file part the current view does not accept."""
+
+
+class SealingStream:
+    """What werkzeug writes an attached file into: encrypted as it arrives."""
+
+    def __init__(self, out: BinaryIO, key: bytes) -> None:
+        """Seal into `out` under `key`."""
+        self._out = out
+        self._writer = crypto.BlobWriter(out, key)
+        self.key = key
+
+    def write(self, data: bytes) -> int:
+        """Encrypt and write more of the file."""
+        return self._writer.write(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Werkzeug rewinds a finished part; a sealing stream has nothing to rewind."""
+        return 0
+
+    def finish(self) -> int:
+        """Write the last chunk, close the file; return the plaintext size."""
+        size = self._writer.close()
+        self._out.close()
+        return size
+
+
+class _Nowhere:
+    """Swallows a file part: for a request whose text is wanted but whose files are not."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+
+class RawStream:
+    """What werkzeug writes an already sealed piece into, as it is, within a size limit."""
+
+    def __init__(self, out: BinaryIO, limit: int) -> None:
+        """Write into `out`, refusing more than `limit` bytes."""
+        self._out = out
+        self._limit = limit
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        """Write more of the piece."""
+        self.size += len(data)
+        if self.size > self._limit:
+            raise RequestEntityTooLarge()
+        return self._out.write(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Nothing to rewind: the bytes are on disk."""
+        return 0
+
+    def finish(self) -> int:
+        """Close the file; return its size."""
+        self._out.close()
+        return self.size
+
+
+@dataclass
+class Part:
+    """One file part of the body as it was stored."""
+
+    field: str
+    filename: str
+    content_type: str
+    stream: SealingStream | RawStream | None
+    name: str  # its file name in the staging folder
+    size: int = -1
+    # The file's key, for parts sealed on arrival.
+    key: bytes | None = None
+
+
+@dataclass
+class Uploads:
+    """The file parts of one request, staged in one folder."""
+
+    mode: str
+    staging: storage.Staging
+    max_files: int
+    parts: list[Part] = field(default_factory=list)
+    committed: bool = False
+    # Kept for the next try of a form that came back with a problem (see `kept`).
+    keep: bool = False
+
+    def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
+        """Open the stream for the next file part."""
+        if len(self.parts) >= self.max_files:
+            raise UploadRefused("Too many files.")
+        name = f"part-{len(self.parts)}"
+        stream: SealingStream | RawStream
+        out = self.staging.open(name)
+        if self.mode == SEAL:
+            stream = SealingStream(out, crypto.new_file_key())
+        else:
+            stream = RawStream(out, limit=_raw_limit(field_name))
+        self.parts.append(Part(field_name, filename, content_type, stream, name))
+        return stream
+
+    def finish(self) -> list[Part]:
+        """Close every part; drop file inputs left empty. Safe to call twice."""
+        kept = []
+        for part in self.parts:
+            if part.size < 0 and part.stream is not None:
+                part.size = part.stream.finish()
+                if isinstance(part.stream, SealingStream):
+                    part.key = part.stream.key
+            if part.filename == "" and part.size == 0:
+                # A file input left empty is sent as a part with no file name and no content.
+                (self.staging.path / part.name).unlink(missing_ok=True)
+                continue
+            kept.append(part)
+        self.parts = kept
+        return kept
+
+    def discard(self) -> None:
+        """Forget everything staged by this request."""
+        for part in self.parts:
+            if part.size < 0 and part.stream is not None:
+                try:
+                    part.stream.finish()
+                except (OSError, ValueError):
+                    pass
+        self.staging.discard()
+
+
+def _raw_limit(field_name: str) -> int:
+    from portal.envelope import MAX_MANIFEST_BYTES  # noqa: PLC0415 - tiny, avoids a cycle
+
+    if field_name == "manifest":
+        return MAX_MANIFEST_BYTES + crypto.SEAL_OVERHEAD
+    # Blobs and sealed case files are limited by the request's own size limit.
+    return 1 << 62
+
+
+class _PartParser(MultiPartParser):
+    """Werkzeug's multipart parser, with each file part routed by its field name."""
+
+    def __init__(self, uploads: Uploads | _DiscardingUploads | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._uploads = uploads
+
+    def start_file_streaming(self, event: File, total_content_length: int | None) -> Any:
+        """Open the staging stream for a file part, or refuse it."""
+        if self._uploads is None:
+            raise UploadRefused("This page accepts no files.")
+        return self._uploads.new_stream(
+            event.name, event.filename or "", event.headers.get("content-type") or ""
+        )
+
+
+class _FormParser(FormDataParser):
+    def __init__(self, uploads: Uploads | _DiscardingUploads | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._uploads = uploads
+
+    def _parse_multipart(
+        self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> Any:
+        parser = _PartParser(
+            self._uploads,
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+        )
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
+
+class PortalRequest(Request):
+    """A request whose file parts go where the view said, sealed or as they are."""
+
+    def make_form_data_parser(self) -> FormDataParser:
+        """A parser that stages file parts through this request's declared uploads."""
+        uploads = self.environ.get(ENVIRON_KEY)
+        return _FormParser(
+            uploads if isinstance(uploads, Uploads | _DiscardingUploads) else None,
+            stream_factory=self._get_file_stream,
+            max_form_memory_size=self.max_form_memory_size,
+            max_content_length=self.max_content_length,
+            max_form_parts=self.max_form_parts,
+            cls=self.parameter_storage_class,
+        )
+
+
+def expect_uploads(store: storage.BlobStore, mode: str, max_files: int) -> Uploads:
+    """Declare that this request's file parts are to be staged, sealed (SEAL) or as they are (RAW)."""
+    uploads = Uploads(mode, store.stage(), max_files)
+    request.environ[ENVIRON_KEY] = uploads
+    return uploads
+
+
+def current_uploads() -> Uploads | None:
+    """The uploads declared by the current request, if any."""
+    uploads = request.environ.get(ENVIRON_KEY)
+    return uploads if isinstance(uploads, Uploads) else None
+
+
+def release() -> None:
+    """At the end of a request: remove what it staged unless it was stored or kept."""
+    staged = current_uploads()
+    if staged is not None and not staged.committed and not staged.keep:
+        staged.discard()
+
+
+def expect_discard() -> None:
+    """Read the text of this request's form and let its files go by unstored."""
+    request.environ[ENVIRON_KEY] = _DiscardingUploads()
+
+
+class _DiscardingUploads:
+    def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
+        return _Nowhere()
