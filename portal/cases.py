@@ -101,8 +101,10 @@ class Outcome:
 
 def safe_name(name: str) -> str:
     """A file name safe on every system: no separators, controls, leading dots or reserved names."""
+    # A path keeps its meaningful parts as one name: ../../etc/passwd becomes etc_passwd.
+    parts = re.split(r"[/\\]+", unicodedata.normalize("NFC", name))
     chars = []
-    for char in unicodedata.normalize("NFC", name):
+    for char in "_".join(part for part in parts if part.strip(" .")):
         category = unicodedata.category(char)
         if char in FORBIDDEN_CHARS or category in ("Cc", "Cs", "Zl", "Zp"):
             chars.append("_")

@@ -301,7 +301,7 @@ def _blob_member(
     return bundle.Member(name, crypto.blob_length(entry.size), opener)
 
 
-def _bytes_member(name: str, data: bytes) -> bundle.Member:
+def bytes_member(name: str, data: bytes) -> bundle.Member:
     return bundle.Member(name, len(data), lambda: cast(BinaryIO, io.BytesIO(data)))
 
 
@@ -328,7 +328,7 @@ def seal_case(
     )
     sealed = envelope.seal_manifest(manifest, public_key)
     entry = bundle.Entry(new_id(), new_id(), "report", today(), len(entries))
-    members = [_bytes_member(bundle.manifest_name(entry.id), sealed)]
+    members = [bytes_member(bundle.manifest_name(entry.id), sealed)]
     members += [
         _blob_member(bundle.blob_name(entry.id, i), path, file_entry, progress)
         for i, (path, file_entry) in enumerate(zip(case.files, entries, strict=True))

@@ -1,0 +1,76 @@
+"""`portal decrypt`: open bundles and sealed case files into readable case folders, offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from portal import bundle, cases
+from portal.cli.keys import EXISTING_FILE, open_private_key
+from portal.cli.relay import progress_bar
+
+
+def _blob_bytes(path: Path) -> int:
+    """The plaintext bytes a bundle holds, roughly, for the progress bar; 0 if unreadable."""
+    try:
+        with bundle.Reader(path) as reader:
+            return sum(
+                reader.size(bundle.blob_name(entry.id, i))
+                for entry in reader.entries
+                for i in range(entry.files)
+            )
+    except (bundle.BundleError, OSError, ValueError):
+        return 0
+
+
+@click.command()
+@click.option(
+    "--key", "key_path", required=True, type=EXISTING_FILE, help="The team's private key file."
+)
+@click.option(
+    "--passphrase-file",
+    type=EXISTING_FILE,
+    help="Read the passphrase from this file instead of asking for it.",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder of case folders (created if missing, added to on each run).",
+)
+@click.option(
+    "--force", is_flag=True, help="Replace submissions already opened into --out by an earlier run."
+)
+@click.argument("bundles", nargs=-1, required=True, type=EXISTING_FILE)
+def decrypt(
+    key_path: Path, passphrase_file: Path | None, out: Path, force: bool, bundles: tuple[Path, ...]
+) -> None:
+    """Open bundles and sealed case files into one folder per case under --out."""
+    secret_key, _ = open_private_key(key_path, passphrase_file)
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"The folder {out} cannot be made: {exc}.") from exc
+    outcomes: list[cases.Outcome] = []
+    total = sum(_blob_bytes(path) for path in bundles)
+    with progress_bar(f"Opening {len(bundles)} bundle(s)", total) as advance:
+        for path in bundles:
+            for outcome in cases.open_bundle(path, secret_key, out, force, advance):
+                outcomes.append(outcome)
+                click.echo(outcome.line(), err=outcome.status != cases.OPENED)
+                for warning in outcome.warnings:
+                    click.echo(f"warning  case {outcome.case}: {warning}", err=True)
+    try:
+        problems = cases.write_indexes(out)
+    except OSError as exc:
+        problems = [f"index.html and cases.csv could not be written: {exc}"]
+    for problem in problems:
+        click.echo(f"warning  {problem}", err=True)
+    click.echo(f"Index of every case: {out / 'index.html'} and {out / 'cases.csv'}", err=True)
+    for line in cases.summary_lines(outcomes):
+        click.echo(line, err=True)
+    bad = any(o.status in (cases.FAILED, cases.REFUSED) or o.warnings for o in outcomes)
+    if bad or problems:
+        click.get_current_context().exit(1)
