@@ -4,7 +4,7 @@
  * Pure functions with no access to the page, so that Node tests run them as they are and the
  * offline Python tools can open what they make. The formats are fixed in DESIGN.md.
  */
-import { x25519 } from '@noble/curves/ed25519.js';
+import { x25519 } from './x25519.js';
 import { hsalsa, xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { blake2b } from '@noble/hashes/blake2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
