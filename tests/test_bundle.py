@@ -1,0 +1,217 @@
+"""Bundle v1: the tar layout, its index, and a reader that trusts no name in it."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import BinaryIO, cast
+
+import pytest
+
+from portal import bundle, crypto, envelope
+
+SEALED_MANIFEST = bytes(crypto.SEAL_OVERHEAD + envelope.PADDING)
+BLOB = bytes(crypto.SEALED_CHUNK_SIZE)
+
+
+def member(name: str, data: bytes) -> bundle.Member:
+    return bundle.Member(name, len(data), lambda: cast(BinaryIO, io.BytesIO(data)))
+
+
+def entry(entry_id: str = "sub1", files: int = 1, **changes: object) -> bundle.Entry:
+    values: dict[str, object] = {
+        "id": entry_id, "case": "case1", "kind": "report", "received_day": "2026-11-22",
+        "files": files,
+    }  # fmt: skip
+    values.update(changes)
+    return bundle.Entry(**values)  # type: ignore[arg-type]
+
+
+def members(e: bundle.Entry) -> list[bundle.Member]:
+    result = [member(bundle.manifest_name(e.id), SEALED_MANIFEST)]
+    result += [member(bundle.blob_name(e.id, i), BLOB) for i in range(e.files)]
+    return result
+
+
+def written(entries: list[bundle.Entry], extra: list[bundle.Member] | None = None) -> bytes:
+    out = io.BytesIO()
+    all_members = [m for e in entries for m in members(e)] + (extra or [])
+    bundle.write(out, entries, all_members)
+    return out.getvalue()
+
+
+def raw_tar(files: dict[str, bytes], index: object | None = None) -> bytes:
+    """A tar made with tarfile directly, to build what the writer never would."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        if index is not None:
+            files = {bundle.INDEX_NAME: json.dumps(index).encode(), **files}
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def index(*entries: bundle.Entry) -> dict[str, object]:
+    return json.loads(bundle.index_bytes(entries))  # type: ignore[no-any-return]
+
+
+def test_round_trip() -> None:
+    entries = [entry("sub1", 2), entry("sub2", 0, kind="follow-up"), entry("r1", 0, kind="reply",
+               recipient="team")]  # fmt: skip
+    data = written(entries)
+    assert len(data) % bundle.BLOCK == 0
+    with bundle.read_bytes(data) as reader:
+        assert reader.entries == entries
+        reader.check_structure()
+        assert reader.read_manifest(entries[0]) == SEALED_MANIFEST
+        with reader.open(bundle.blob_name("sub1", 1)) as handle:
+            assert handle.read() == BLOB
+        assert reader.size(bundle.blob_name("sub1", 0)) == len(BLOB)
+
+
+def test_tar_headers_carry_no_time_and_private_mode() -> None:
+    with tarfile.open(fileobj=io.BytesIO(written([entry()]))) as tar:
+        for info in tar.getmembers():
+            assert info.mtime == 0
+            assert info.mode == 0o600
+            assert info.isreg()
+
+
+def test_index_is_the_first_member_and_readable_json() -> None:
+    with tarfile.open(fileobj=io.BytesIO(written([entry()]))) as tar:
+        first = tar.getmembers()[0]
+        assert first.name == bundle.INDEX_NAME
+        handle = tar.extractfile(first)
+        assert handle is not None
+        document = json.load(handle)
+    assert document == {
+        "format": "portal-bundle",
+        "version": 1,
+        "submissions": [
+            {"id": "sub1", "case": "case1", "kind": "report", "received_day": "2026-11-22",
+             "files": 1}
+        ],
+    }  # fmt: skip
+
+
+def test_optional_entry_fields_round_trip() -> None:
+    key = crypto.b64encode(bytes(32))
+    e = entry(recipient="submitter", reply_public_key=key)
+    assert bundle.parse_index(bundle.index_bytes([e])) == [e]
+
+
+def test_stream_refuses_a_short_member() -> None:
+    short = bundle.Member("sub1/manifest.sealed", 5000, lambda: cast(BinaryIO, io.BytesIO(b"x")))
+    with pytest.raises(bundle.BundleError, match="shorter"):
+        bundle.write(io.BytesIO(), [entry(files=0)], [short])
+
+
+def test_members_of_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "manifest.sealed").write_bytes(SEALED_MANIFEST)
+    (tmp_path / "0.blob").write_bytes(BLOB)
+    e = entry()
+    out = io.BytesIO()
+    bundle.write(out, [e], bundle.members_of(e, tmp_path))
+    with bundle.read_bytes(out.getvalue()) as reader:
+        reader.check_structure()
+
+
+def test_reader_opens_a_path(tmp_path: Path) -> None:
+    path = tmp_path / "b.tar"
+    path.write_bytes(written([entry()]))
+    with bundle.Reader(path) as reader:
+        assert [e.id for e in reader.entries] == ["sub1"]
+
+
+GOOD_FILES = {"sub1/manifest.sealed": SEALED_MANIFEST, "sub1/files/0.blob": BLOB}
+
+MALFORMED: list[tuple[str, bytes, str]] = [
+    ("not a tar", b"this is not a tar file at all" * 40, "not a readable bundle"),
+    ("empty", b"", "not a readable bundle"),
+    ("no index", raw_tar(GOOD_FILES), "no portal-bundle.json"),
+    ("path escape", raw_tar({**GOOD_FILES, "../etc/passwd": b"x"}, index(entry())), "unexpected"),
+    ("absolute", raw_tar({**GOOD_FILES, "/etc/passwd": b"x"}, index(entry())), "unexpected"),
+    ("unlisted", raw_tar({**GOOD_FILES, "sub2/manifest.sealed": b"x"}, index(entry())), "not list"),
+    ("other format", raw_tar(GOOD_FILES, {"format": "zip", "version": 1}), "not a portal"),
+    ("index not json", raw_tar({bundle.INDEX_NAME: b"{", **GOOD_FILES}), "not UTF-8 JSON"),
+    ("no list", raw_tar(GOOD_FILES, {"format": "portal-bundle", "version": 1}), "no submissions"),
+    ("twice", raw_tar(GOOD_FILES, index(entry(), entry())), "twice"),
+    ("bad id", raw_tar(GOOD_FILES, index(entry("../x"))), "malformed"),
+    ("bad case", raw_tar(GOOD_FILES, index(entry(case=".."))), "case id"),
+    ("bad kind", raw_tar(GOOD_FILES, index(entry(kind="note"))), "unknown kind"),
+    ("bad day", raw_tar(GOOD_FILES, index(entry(received_day="22/11/2026"))), "day"),
+    ("bad count", raw_tar(GOOD_FILES, index(entry(files=-1))), "file count"),
+    ("bad recipient", raw_tar(GOOD_FILES, index(entry(recipient="x"))), "recipient"),
+    ("bad reply key", raw_tar(GOOD_FILES, index(entry(reply_public_key="QUJD"))), "reply key"),
+]
+
+
+@pytest.mark.parametrize(("label", "data", "message"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_reader_refuses(label: str, data: bytes, message: str) -> None:
+    with pytest.raises(bundle.BundleError, match=message):
+        bundle.read_bytes(data)
+
+
+def test_directory_members_are_tolerated() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in ("sub1", "sub1/files"):
+            directory = tarfile.TarInfo(name)
+            directory.type = tarfile.DIRTYPE
+            tar.addfile(directory)
+        files = {bundle.INDEX_NAME: bundle.index_bytes([entry()]), **GOOD_FILES}
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with bundle.read_bytes(buffer.getvalue()) as reader:
+        reader.check_structure()
+
+
+def test_reader_refuses_a_symbolic_link() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        link = tarfile.TarInfo("sub1/files/0.blob")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(bundle.BundleError, match="not a plain file"):
+        bundle.read_bytes(buffer.getvalue())
+
+
+def test_reader_refuses_a_member_twice() -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in [(bundle.INDEX_NAME, bundle.index_bytes([entry(files=0)]))] + [
+            ("sub1/manifest.sealed", SEALED_MANIFEST)
+        ] * 2:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(bundle.BundleError, match="twice"):
+        bundle.read_bytes(buffer.getvalue())
+
+
+def test_truncated_bundle_is_refused() -> None:
+    data = written([entry()])
+    with pytest.raises(bundle.BundleError):
+        bundle.read_bytes(data[: len(data) // 2])
+
+
+def test_missing_members_and_bad_lengths() -> None:
+    e = entry()
+    data = raw_tar({"sub1/manifest.sealed": b"short"}, index(e))
+    with bundle.read_bytes(data) as reader:
+        with pytest.raises(bundle.BundleError, match="lacks"):
+            reader.size(bundle.blob_name("sub1", 0))
+        with pytest.raises(envelope.EnvelopeError, match="sealed manifest"):
+            reader.read_manifest(e)
+        with pytest.raises(envelope.EnvelopeError):
+            reader.check_structure()
+    data = raw_tar({"sub1/manifest.sealed": SEALED_MANIFEST, "sub1/files/0.blob": b"x"}, index(e))
+    with bundle.read_bytes(data) as reader, pytest.raises(envelope.EnvelopeError, match="chunks"):
+        reader.check_structure()
