@@ -19,8 +19,10 @@ MiB = 1024 * 1024
 RECEIPT_COSTS: dict[str, tuple[int, int]] = {
     # name: (opslimit, memlimit) for the Argon2id that turns a receipt into its lookup value.
     "min": (nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN),
-    "interactive": (nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
-                    nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE),
+    "interactive": (
+        nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+        nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE,
+    ),
     "moderate": (nacl.pwhash.argon2id.OPSLIMIT_MODERATE, nacl.pwhash.argon2id.MEMLIMIT_MODERATE),
 }
 

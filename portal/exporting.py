@@ -22,16 +22,24 @@ EXPORTABLE = (Submission.recipient.is_(None)) | (Submission.recipient == "team")
 
 def pending(session: Session) -> list[Submission]:
     """Submissions not yet exported, in the order they arrived."""
-    return list(session.scalars(
-        select(Submission).where(Submission.exported_day.is_(None), EXPORTABLE)
-        .order_by(Submission.received_day, Submission.case_id, Submission.seq)))
+    return list(
+        session.scalars(
+            select(Submission)
+            .where(Submission.exported_day.is_(None), EXPORTABLE)
+            .order_by(Submission.received_day, Submission.case_id, Submission.seq)
+        )
+    )
 
 
 def all_exportable(session: Session) -> list[Submission]:
     """Every submission the team may take, exported or not."""
-    return list(session.scalars(
-        select(Submission).where(EXPORTABLE)
-        .order_by(Submission.received_day, Submission.case_id, Submission.seq)))
+    return list(
+        session.scalars(
+            select(Submission)
+            .where(EXPORTABLE)
+            .order_by(Submission.received_day, Submission.case_id, Submission.seq)
+        )
+    )
 
 
 def entry(submission: Submission) -> bundle.Entry:
@@ -39,9 +47,15 @@ def entry(submission: Submission) -> bundle.Entry:
     reply_key = None
     if submission.kind != "reply":
         reply_key = crypto.b64encode(submission.case.reply_public_key)
-    return bundle.Entry(submission.id, submission.case_id, submission.kind,
-                        submission.received_day.isoformat(), submission.file_count,
-                        submission.recipient, reply_key)
+    return bundle.Entry(
+        submission.id,
+        submission.case_id,
+        submission.kind,
+        submission.received_day.isoformat(),
+        submission.file_count,
+        submission.recipient,
+        reply_key,
+    )
 
 
 def stream(services: Services, submissions: Sequence[Submission]) -> Iterator[bytes]:

@@ -56,8 +56,12 @@ def new_case(services: Services, session: Session) -> tuple[str, Case, receipts.
     receipt = receipts.new_receipt()
     opslimit, memlimit = services.config.receipt_limits
     derived = receipts.derive(receipt, services.installation_secret, opslimit, memlimit)
-    case = Case(id=storage.new_id(), receipt_lookup=derived.lookup,
-                reply_public_key=derived.reply_public_key, created_day=today())
+    case = Case(
+        id=storage.new_id(),
+        receipt_lookup=derived.lookup,
+        reply_public_key=derived.reply_public_key,
+        created_day=today(),
+    )
     session.add(case)
     return receipt, case, derived
 
@@ -75,17 +79,35 @@ def find_case(services: Services, session: Session, receipt: str) -> tuple[Case,
     return case, derived
 
 
-def _store(services: Services, session: Session, staging: storage.Staging, case: Case, *,
-           kind: str, sealed_by: str, source: str, file_count: int,
-           recipient: str | None = None) -> Submission:
+def _store(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    case: Case,
+    *,
+    kind: str,
+    sealed_by: str,
+    source: str,
+    file_count: int,
+    recipient: str | None = None,
+) -> Submission:
     """Make the staged files durable, then commit the row: the order that makes a crash safe."""
     last = session.scalar(select(func.max(Submission.seq)).where(Submission.case_id == case.id))
     submission_id = storage.new_id()
     day = today()
     size = services.store.commit(staging, submission_id, day)
-    submission = Submission(id=submission_id, case_id=case.id, seq=(last or 0) + 1, kind=kind,
-                            sealed_by=sealed_by, source=source, recipient=recipient,
-                            received_day=day, file_count=file_count, size_bytes=size)
+    submission = Submission(
+        id=submission_id,
+        case_id=case.id,
+        seq=(last or 0) + 1,
+        kind=kind,
+        sealed_by=sealed_by,
+        source=source,
+        recipient=recipient,
+        received_day=day,
+        file_count=file_count,
+        size_bytes=size,
+    )
     session.add(submission)
     try:
         session.commit()
@@ -101,9 +123,17 @@ def _name_blobs(staging: storage.Staging, parts: Sequence[Part]) -> None:
         os.rename(staging.path / part.name, staging.path / storage.blob_file(index))
 
 
-def seal_on_arrival(services: Services, session: Session, staging: storage.Staging, *,
-                    kind: str, locale: str, fields: FieldValues, parts: Sequence[Part],
-                    case: Case | None = None) -> tuple[str | None, Submission]:
+def seal_on_arrival(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    *,
+    kind: str,
+    locale: str,
+    fields: FieldValues,
+    parts: Sequence[Part],
+    case: Case | None = None,
+) -> tuple[str | None, Submission]:
     """Seal a form posted without JavaScript: files were sealed as they streamed in.
 
     A report opens a new case and returns its receipt; a follow-up joins `case`.
@@ -112,9 +142,14 @@ def seal_on_arrival(services: Services, session: Session, staging: storage.Stagi
     for part in parts:
         if part.key is None:
             raise Refused("An attachment was not sealed on arrival.")
-        files.append(envelope.FileEntry(part.filename[:255] or "attachment",
-                                        part.content_type[:255] or "application/octet-stream",
-                                        part.size, part.key))
+        files.append(
+            envelope.FileEntry(
+                part.filename[:255] or "attachment",
+                part.content_type[:255] or "application/octet-stream",
+                part.size,
+                part.key,
+            )
+        )
     receipt = None
     if case is None:
         receipt, case, derived = new_case(services, session)
@@ -124,19 +159,36 @@ def seal_on_arrival(services: Services, session: Session, staging: storage.Stagi
     manifest = envelope.Manifest(kind, "server", locale, dict(fields), tuple(files), reply_key)
     _name_blobs(staging, parts)
     staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, services.team_public_key))
-    submission = _store(services, session, staging, case, kind=kind, sealed_by="server",
-                        source="form", file_count=len(files))
+    submission = _store(
+        services,
+        session,
+        staging,
+        case,
+        kind=kind,
+        sealed_by="server",
+        source="form",
+        file_count=len(files),
+    )
     return receipt, submission
 
 
-def accept_sealed(services: Services, session: Session, staging: storage.Staging, *,
-                  kind: str, declared_files: str, parts: Sequence[Part],
-                  case: Case | None = None) -> tuple[str | None, Submission]:
+def accept_sealed(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    *,
+    kind: str,
+    declared_files: str,
+    parts: Sequence[Part],
+    case: Case | None = None,
+) -> tuple[str | None, Submission]:
     """Store an envelope sealed in the browser, after checking its structure only."""
     manifests = [p for p in parts if p.field == "manifest"]
     blobs = [p for p in parts if p.field == "blob"]
     if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
-        raise Refused("The upload must hold one sealed manifest and the sealed files, nothing else.")
+        raise Refused(
+            "The upload must hold one sealed manifest and the sealed files, nothing else."
+        )
     try:
         count = int(declared_files)
     except ValueError:
@@ -156,13 +208,22 @@ def accept_sealed(services: Services, session: Session, staging: storage.Staging
         receipt, case, _derived = new_case(services, session)
     os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
     _name_blobs(staging, blobs)
-    submission = _store(services, session, staging, case, kind=kind, sealed_by="browser",
-                        source="browser", file_count=count)
+    submission = _store(
+        services,
+        session,
+        staging,
+        case,
+        kind=kind,
+        sealed_by="browser",
+        source="browser",
+        file_count=count,
+    )
     return receipt, submission
 
 
-def accept_case_file(services: Services, session: Session, staging: storage.Staging,
-                     part: Part) -> tuple[str, Submission]:
+def accept_case_file(
+    services: Services, session: Session, staging: storage.Staging, part: Part
+) -> tuple[str, Submission]:
     """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
     source = staging.path / part.name
     try:
@@ -171,19 +232,31 @@ def accept_case_file(services: Services, session: Session, staging: storage.Stag
                 raise Refused("A sealed case file holds exactly one report.")
             reader.check_structure()
             entry = reader.entries[0]
-            with reader.open(bundle.manifest_name(entry.id)) as src, \
-                    staging.open(storage.MANIFEST) as out:
+            with (
+                reader.open(bundle.manifest_name(entry.id)) as src,
+                staging.open(storage.MANIFEST) as out,
+            ):
                 _copy(src, out)
             for index in range(entry.files):
-                with reader.open(bundle.blob_name(entry.id, index)) as src, \
-                        staging.open(storage.blob_file(index)) as out:
+                with (
+                    reader.open(bundle.blob_name(entry.id, index)) as src,
+                    staging.open(storage.blob_file(index)) as out,
+                ):
                     _copy(src, out)
     except envelope.EnvelopeError as exc:
         raise Refused(str(exc)) from exc
     source.unlink()
     receipt, case, _derived = new_case(services, session)
-    submission = _store(services, session, staging, case, kind="report", sealed_by="relay-tool",
-                        source="relay", file_count=entry.files)
+    submission = _store(
+        services,
+        session,
+        staging,
+        case,
+        kind="report",
+        sealed_by="relay-tool",
+        source="relay",
+        file_count=entry.files,
+    )
     return receipt, submission
 
 
@@ -207,6 +280,10 @@ def replies(services: Services, case: Case, derived: receipts.Derived) -> list[R
         except crypto.CryptoError:
             continue
         message = manifest.fields.get("message", "")
-        found.append(Reply(submission.received_day.isoformat(),
-                           message if isinstance(message, str) else "\n".join(message)))
+        found.append(
+            Reply(
+                submission.received_day.isoformat(),
+                message if isinstance(message, str) else "\n".join(message),
+            )
+        )
     return found

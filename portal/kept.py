@@ -42,16 +42,25 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def describe(staged: uploads.Uploads, parts: list[uploads.Part]) -> list[KeptFile]:
     """The attachments of this request, to keep for the next try."""
-    return [KeptFile(i, staged.staging.path.name, p.name, p.filename, p.content_type, p.size,
-                     p.key or b"") for i, p in enumerate(parts) if p.key is not None]
+    return [
+        KeptFile(
+            i, staged.staging.path.name, p.name, p.filename, p.content_type, p.size, p.key or b""
+        )
+        for i, p in enumerate(parts)
+        if p.key is not None
+    ]
 
 
 def token(files: list[KeptFile]) -> str:
     """A signed token for the page; empty when nothing is kept."""
     if not files:
         return ""
-    return _serializer().dumps([[f.staging, f.part, f.filename, f.content_type, f.size,
-                                 crypto.b64encode(f.key)] for f in files])
+    return _serializer().dumps(
+        [
+            [f.staging, f.part, f.filename, f.content_type, f.size, crypto.b64encode(f.key)]
+            for f in files
+        ]
+    )
 
 
 def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.Part]:
@@ -77,8 +86,17 @@ def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.
             os.rename(source, staged.staging.path / name)
         except OSError:
             continue
-        restored.append(uploads.Part("attachments", str(filename), str(content_type), None, name,
-                                     int(size), crypto.b64decode(str(key), crypto.KEY_BYTES)))
+        restored.append(
+            uploads.Part(
+                "attachments",
+                str(filename),
+                str(content_type),
+                None,
+                name,
+                int(size),
+                crypto.b64decode(str(key), crypto.KEY_BYTES),
+            )
+        )
     return restored
 
 

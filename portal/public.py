@@ -46,8 +46,11 @@ def _add_language(endpoint: str, values: dict[str, Any]) -> None:
 def _sealing_page(services: Services) -> dict[str, Any]:
     """What a form page needs for the sealing script."""
     headers.allow_script()
-    return {"team_key_b64": services.team_key_text.strip().splitlines()[-1],
-            "fingerprint": services.team_fingerprint, "script_sri": g.get("script_sri")}
+    return {
+        "team_key_b64": services.team_key_text.strip().splitlines()[-1],
+        "fingerprint": services.team_fingerprint,
+        "script_sri": g.get("script_sri"),
+    }
 
 
 @bp.get("/")
@@ -66,41 +69,59 @@ def safety() -> str:
 def key() -> str:
     """The team key's fingerprint, for comparison through an independent channel."""
     services = current()
-    return render_template("public/key.html", fingerprint=services.team_fingerprint,
-                           key_text=services.team_key_text)
+    return render_template(
+        "public/key.html", fingerprint=services.team_fingerprint, key_text=services.team_key_text
+    )
 
 
 @bp.get("/key/team.pub")
 def key_file() -> Response:
     """The team's public key file, for relays that seal offline."""
-    return Response(current().team_key_text, mimetype="text/plain",
-                    headers={"Content-Disposition": "attachment; filename=team.pub"})
+    return Response(
+        current().team_key_text,
+        mimetype="text/plain",
+        headers={"Content-Disposition": "attachment; filename=team.pub"},
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # The report
 
 
-def render_report(values: MultiDict[str, str] | None = None,
-                  problems: list[schema.Problem] | None = None, notice: str | None = None,
-                  kept_files: list[kept.KeptFile] | None = None, status: int = 200
-                  ) -> tuple[str, int]:
+def render_report(
+    values: MultiDict[str, str] | None = None,
+    problems: list[schema.Problem] | None = None,
+    notice: str | None = None,
+    kept_files: list[kept.KeptFile] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
     """The report form, with what was typed and any problems named next to their fields."""
     services = current()
     return render_template(
-        "public/submit.html", sections=schema.REPORT_SECTIONS, values=values or MultiDict(),
-        problems={p.field: p.message for p in problems or ()}, problem_list=problems or [],
-        notice=notice, kept_files=kept_files or [], kept_token=kept.token(kept_files or []),
-        csrf_token=generate_csrf(), **_sealing_page(services),
+        "public/submit.html",
+        sections=schema.REPORT_SECTIONS,
+        values=values or MultiDict(),
+        problems={p.field: p.message for p in problems or ()},
+        problem_list=problems or [],
+        notice=notice,
+        kept_files=kept_files or [],
+        kept_token=kept.token(kept_files or []),
+        csrf_token=generate_csrf(),
+        **_sealing_page(services),
     ), status
 
 
 def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
     """The report form again, calm, when too many reports arrive at once."""
-    return render_report(form, notice=_(
-        "Too many reports are arriving right now, so yours was not sent yet. Everything you "
-        "typed is still below. Please wait a few minutes and send it again; attachments must "
-        "be chosen again."), status=429)
+    return render_report(
+        form,
+        notice=_(
+            "Too many reports are arriving right now, so yours was not sent yet. Everything you "
+            "typed is still below. Please wait a few minutes and send it again; attachments must "
+            "be chosen again."
+        ),
+        status=429,
+    )
 
 
 @bp.get("/submit")
@@ -131,22 +152,31 @@ def submit_post() -> tuple[str, int] | Response:
             staged.keep = True
             return render_report(form, problems, problem, kept.describe(staged, files), 400)
         receipt, _submission = intake.seal_on_arrival(
-            services, session, staged.staging, kind="report", locale=i18n.current(),
-            fields=values, parts=files)
+            services,
+            session,
+            staged.staging,
+            kind="report",
+            locale=i18n.current(),
+            fields=values,
+            parts=files,
+        )
         staged.committed = True
     return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
 
 
-def _accept_case_file(services: Services, session: Any, staged: uploads.Uploads,
-                      relay: list[uploads.Part]) -> tuple[str, int]:
+def _accept_case_file(
+    services: Services, session: Any, staged: uploads.Uploads, relay: list[uploads.Part]
+) -> tuple[str, int]:
     if len(relay) != 1 or len(staged.parts) != 1:
-        return render_report(notice=_("Send one sealed case file at a time, without other "
-                                      "attachments."), status=400)
+        return render_report(
+            notice=_("Send one sealed case file at a time, without other attachments."), status=400
+        )
     try:
         receipt, _submission = intake.accept_case_file(services, session, staged.staging, relay[0])
     except intake.Refused as exc:
-        return render_report(notice=_("The sealed case file was refused: %(reason)s",
-                                      reason=str(exc)), status=400)
+        return render_report(
+            notice=_("The sealed case file was refused: %(reason)s", reason=str(exc)), status=400
+        )
     staged.committed = True
     return render_template("public/receipt.html", receipt=receipt, sealed_by="relay-tool"), 200
 
@@ -177,8 +207,14 @@ def _sealed(kind: str) -> tuple[str, int]:
                 return render_template("public/refused.html", reason=_no_case()), 400
         try:
             receipt, _submission = intake.accept_sealed(
-                services, session, staged.staging, kind=kind,
-                declared_files=form.get("file_count", ""), parts=parts, case=case)
+                services,
+                session,
+                staged.staging,
+                kind=kind,
+                declared_files=form.get("file_count", ""),
+                parts=parts,
+                case=case,
+            )
         except intake.Refused as exc:
             return render_template("public/refused.html", reason=str(exc)), 400
         staged.committed = True
@@ -191,8 +227,10 @@ def _csrf_problem(form: MultiDict[str, str]) -> str | None:
     try:
         validate_csrf(form.get("csrf_token"))
     except ValidationError:
-        return _("This form had expired, so nothing was sent yet. Everything you typed is "
-                 "still below: please check it and send it again.")
+        return _(
+            "This form had expired, so nothing was sent yet. Everything you typed is "
+            "still below: please check it and send it again."
+        )
     return None
 
 
@@ -214,8 +252,9 @@ def _no_case() -> str:
 @bp.get("/follow-up")
 def follow_up() -> str:
     """Ask for the receipt."""
-    return render_template("public/follow_up_receipt.html", problem=None,
-                           csrf_token=generate_csrf())
+    return render_template(
+        "public/follow_up_receipt.html", problem=None, csrf_token=generate_csrf()
+    )
 
 
 @bp.post("/follow-up")
@@ -226,20 +265,23 @@ def follow_up_post() -> tuple[str, int]:
     with services.sessions() as session:
         staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
         form = request.form
-        files = kept.restore(form, staged) + [p for p in staged.finish()
-                                              if p.field == "attachments"]
+        files = kept.restore(form, staged) + [
+            p for p in staged.finish() if p.field == "attachments"
+        ]
         receipt = form.get("receipt", "")
         problem = _csrf_problem(form)
         if problem:
             staged.keep = bool(files)
-            return render_template("public/follow_up_receipt.html", problem=problem,
-                                   csrf_token=generate_csrf()), 400
+            return render_template(
+                "public/follow_up_receipt.html", problem=problem, csrf_token=generate_csrf()
+            ), 400
         try:
             case, derived = intake.find_case(services, session, receipt)
         except intake.NoSuchCase:
             staged.discard()
-            return render_template("public/follow_up_receipt.html", problem=_no_case(),
-                                   csrf_token=generate_csrf()), 400
+            return render_template(
+                "public/follow_up_receipt.html", problem=_no_case(), csrf_token=generate_csrf()
+            ), 400
         replies = intake.replies(services, case, derived)
         if form.get("step") != "add":
             staged.discard()
@@ -252,19 +294,38 @@ def follow_up_post() -> tuple[str, int]:
             staged.keep = True
             return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
         intake.check_quota(services, session, staged.staging.size())
-        intake.seal_on_arrival(services, session, staged.staging, kind="follow-up",
-                               locale=i18n.current(), fields=values, parts=files, case=case)
+        intake.seal_on_arrival(
+            services,
+            session,
+            staged.staging,
+            kind="follow-up",
+            locale=i18n.current(),
+            fields=values,
+            parts=files,
+            case=case,
+        )
         staged.committed = True
     return render_template("public/follow_up_done.html", sealed_by="server"), 200
 
 
-def _case_page(receipt: str, replies: list[intake.Reply], values: MultiDict[str, str],
-               problems: list[schema.Problem], kept_files: list[kept.KeptFile]) -> str:
+def _case_page(
+    receipt: str,
+    replies: list[intake.Reply],
+    values: MultiDict[str, str],
+    problems: list[schema.Problem],
+    kept_files: list[kept.KeptFile],
+) -> str:
     return render_template(
-        "public/follow_up_case.html", receipt=receipt, replies=replies,
-        fields=schema.FOLLOW_UP_FIELDS, values=values,
-        problems={p.field: p.message for p in problems}, problem_list=problems,
-        kept_files=kept_files, kept_token=kept.token(kept_files), csrf_token=generate_csrf(),
+        "public/follow_up_case.html",
+        receipt=receipt,
+        replies=replies,
+        fields=schema.FOLLOW_UP_FIELDS,
+        values=values,
+        problems={p.field: p.message for p in problems},
+        problem_list=problems,
+        kept_files=kept_files,
+        kept_token=kept.token(kept_files),
+        csrf_token=generate_csrf(),
         **_sealing_page(current()),
     )
 
@@ -304,7 +365,8 @@ def register(app: Flask) -> None:
 
 def _field_label(name: str) -> str:
     found = schema.FIELDS_BY_NAME.get(name) or next(
-        (f for f in schema.FOLLOW_UP_FIELDS if f.name == name), None)
+        (f for f in schema.FOLLOW_UP_FIELDS if f.name == name), None
+    )
     return found.label if found else name
 
 

@@ -20,6 +20,8 @@ import nacl.pwhash
 
 DIGITS = 25
 GROUP = 5
+# What people type between groups: hyphens and dashes of every kind, underscores, dots.
+SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014_.\u00b7"
 
 
 class ReceiptError(ValueError):
@@ -46,10 +48,10 @@ def format_receipt(digits: str) -> str:
 
 
 def normalise(entered: str) -> str:
-    """The 25 ASCII digits of an entered receipt; digits of any script, spaces and dashes allowed."""
+    """The 25 ASCII digits of an entered receipt (digits of any script; spaces, dashes ignored)."""
     digits = []
     for char in entered:
-        if char.isspace() or char in "-‐‑‒–—_.·":
+        if char.isspace() or char in SEPARATORS:
             continue
         value = unicodedata.digit(char, None)
         if value is None:
@@ -64,8 +66,9 @@ def derive(receipt: str, installation_secret: bytes, opslimit: int, memlimit: in
     """Derive the lookup value and reply key pair of a receipt (expensive by design)."""
     digits = normalise(receipt)
     salt = hashlib.blake2b(installation_secret, digest_size=16, person=b"portal-rcpt-salt").digest()
-    stretched = nacl.pwhash.argon2id.kdf(64, digits.encode("ascii"), salt,
-                                          opslimit=opslimit, memlimit=memlimit)
+    stretched = nacl.pwhash.argon2id.kdf(
+        64, digits.encode("ascii"), salt, opslimit=opslimit, memlimit=memlimit
+    )
     lookup = hashlib.blake2b(stretched[:32], digest_size=32, person=b"portal-lookup").digest()
     public, secret = sodium.crypto_box_seed_keypair(stretched[32:])
     return Derived(lookup, public, secret)

@@ -103,8 +103,15 @@ def load(config: Config) -> Services:
     key, text = read_team_key(config.team_public_key)
     secret = read_secret(config)
     engine = db.make_engine(config.database_url)
-    return Services(config, engine, db.make_sessionmaker(engine), storage.BlobStore(config.blob_dir),
-                    key, text, secret)
+    return Services(
+        config,
+        engine,
+        db.make_sessionmaker(engine),
+        storage.BlobStore(config.blob_dir),
+        key,
+        text,
+        secret,
+    )
 
 
 def current() -> Services:

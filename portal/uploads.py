@@ -11,6 +11,7 @@ arriving anywhere else is refused.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -150,15 +151,13 @@ class Uploads:
         """Forget everything staged by this request."""
         for part in self.parts:
             if part.size < 0 and part.stream is not None:
-                try:
+                with contextlib.suppress(OSError, ValueError):
                     part.stream.finish()
-                except (OSError, ValueError):
-                    pass
         self.staging.discard()
 
 
 def _raw_limit(field_name: str) -> int:
-    from portal.envelope import MAX_MANIFEST_BYTES  # noqa: PLC0415 - tiny, avoids a cycle
+    from portal.envelope import MAX_MANIFEST_BYTES  # a tiny import here avoids a cycle
 
     if field_name == "manifest":
         return MAX_MANIFEST_BYTES + crypto.SEAL_OVERHEAD
@@ -221,7 +220,7 @@ class PortalRequest(Request):
 
 
 def expect_uploads(store: storage.BlobStore, mode: str, max_files: int) -> Uploads:
-    """Declare that this request's file parts are to be staged, sealed (SEAL) or as they are (RAW)."""
+    """Declare that this request's file parts are staged, sealed (SEAL) or as they are (RAW)."""
     uploads = Uploads(mode, store.stage(), max_files)
     request.environ[ENVIRON_KEY] = uploads
     return uploads

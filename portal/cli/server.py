@@ -43,8 +43,13 @@ def init() -> None:
 
 
 @click.command()
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Bundle file to write (must not exist).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Bundle file to write (must not exist).",
+)
 @click.option("--all", "everything", is_flag=True, help="Include submissions exported before.")
 def export(out: Path, everything: bool) -> None:
     """Write a bundle of the submissions not yet exported, and mark them exported."""
@@ -76,5 +81,7 @@ def purge(dry_run: bool) -> None:
             return
         retention.delete(services, session, due)
     removed = retention.sweep_stale(services)
-    click.echo(f"Deleted {len(due)} submission(s) past retention"
-               + (f" and {removed} abandoned upload(s)." if removed else "."))
+    click.echo(
+        f"Deleted {len(due)} submission(s) past retention"
+        + (f" and {removed} abandoned upload(s)." if removed else ".")
+    )
