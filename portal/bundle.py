@@ -205,6 +205,17 @@ class Reader:
                 self._tar = tarfile.open(source, mode="r:")
             else:
                 self._tar = tarfile.open(fileobj=source, mode="r:")
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
+        try:
+            self._check()
+        except BaseException:
+            # A refused bundle must not keep its file open: `decrypt` reads many in one run.
+            self._tar.close()
+            raise
+
+    def _check(self) -> None:
+        try:
             infos = self._tar.getmembers()
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
