@@ -112,6 +112,8 @@ def normalise_fields(raw: Mapping[str, object], where: str) -> dict[str, envelop
         if isinstance(value, str):
             items = [value]
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+            if field.kind != schema.CHECKBOXES:
+                raise SealError(f"{where}: the field {name} takes one answer, not a list.")
             items = list(value)
         else:
             raise SealError(f"{where}: the field {name} must be text or a list of text.")
@@ -120,9 +122,7 @@ def normalise_fields(raw: Mapping[str, object], where: str) -> dict[str, envelop
             chosen = [item.strip() for item in items if item.strip()]
             if chosen:
                 values[name] = chosen
-        elif len(items) > 1:
-            raise SealError(f"{where}: the field {name} takes one answer, not a list.")
-        elif items and items[0].strip():
+        elif items[0].strip():
             values[name] = items[0].strip() if field.kind == schema.RADIO else items[0]
     return values
 
