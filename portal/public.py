@@ -44,12 +44,11 @@ def _add_language(endpoint: str, values: dict[str, Any]) -> None:
 
 
 def _sealing_page(services: Services) -> dict[str, Any]:
-    """What a form page needs for the sealing script."""
+    """What a form page needs for the sealing script (whose hash is the `script_sri` global)."""
     headers.allow_script()
     return {
         "team_key_b64": services.team_key_text.strip().splitlines()[-1],
         "fingerprint": services.team_fingerprint,
-        "script_sri": g.get("script_sri"),
     }
 
 
@@ -69,6 +68,8 @@ def safety() -> str:
 def key() -> str:
     """The team key's fingerprint, for comparison through an independent channel."""
     services = current()
+    # The script shows beside it the fingerprint of the key it seals to.
+    headers.allow_script()
     return render_template(
         "public/key.html", fingerprint=services.team_fingerprint, key_text=services.team_key_text
     )
