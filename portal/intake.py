@@ -9,6 +9,7 @@ returned.
 from __future__ import annotations
 
 import os
+import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -225,6 +226,11 @@ def accept_case_file(
     services: Services, session: Session, staging: storage.Staging, part: Part
 ) -> tuple[str, Submission]:
     """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
+    if part.not_bundle:
+        raise Refused(
+            "This file is not a sealed case file made by `portal seal` (it does not begin with "
+            "a bundle's index), so none of it was stored."
+        )
     source = staging.path / part.name
     try:
         with bundle.Reader(source) as reader:
@@ -245,6 +251,9 @@ def accept_case_file(
                     _copy(src, out)
     except envelope.EnvelopeError as exc:
         raise Refused(str(exc)) from exc
+    except (tarfile.TarError, EOFError) as exc:
+        # The headers listed the pieces, but a piece breaks off before its recorded end.
+        raise Refused("The sealed case file is truncated or damaged.") from exc
     source.unlink()
     receipt, case, _derived = new_case(services, session)
     submission = _store(

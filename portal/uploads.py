@@ -6,12 +6,15 @@ the envelope format, under a fresh key, directly in the blob store's staging fol
 uploads that arrive already sealed (from the browser or a relay's sealed case file), the stream
 writes the bytes as they are and stops at the size a sealed piece may have. A view says which
 of the two it wants, through `expect_uploads()`, before it touches `request.form`; a file part
-arriving anywhere else is refused.
+arriving anywhere else is refused. A relay's case file posted with the report form is the one
+part of a sealed-on-arrival form stored as it is, and only once its first block shows it is a
+bundle: a document chosen there by mistake is never written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import tarfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -20,11 +23,13 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import File
 
-from portal import crypto, storage
+from portal import bundle, crypto, storage
 
 SEAL = "seal"
 RAW = "raw"
 ENVIRON_KEY = "portal.uploads"
+# The field of the report form that carries a relay's sealed case file (a bundle).
+CASE_FILE = "case_file"
 
 
 class UploadRefused(BadRequest):
@@ -91,6 +96,60 @@ class RawStream:
         return self.size
 
 
+class CaseFileStream(RawStream):
+    """A relay's sealed case file, written as it is once its first block shows it is a bundle.
+
+    A bundle made by `portal seal` begins with the tar header of its index, which holds no
+    content. Anything else (a report chosen here by mistake, say) is counted and dropped, so
+    that no byte of it reaches the disk.
+    """
+
+    def __init__(self, out: BinaryIO, limit: int) -> None:
+        """Write into `out` once the start is checked, refusing more than `limit` bytes."""
+        super().__init__(out, limit)
+        self._head = bytearray()
+        self.not_bundle = False
+
+    def write(self, data: bytes) -> int:
+        """Hold the first block until it can be checked; then write the piece as it is."""
+        if self.not_bundle:
+            self.size += len(data)
+            return len(data)
+        if len(self._head) < bundle.BLOCK:
+            take = bundle.BLOCK - len(self._head)
+            self._head += data[:take]
+            rest = data[take:]
+            if len(self._head) < bundle.BLOCK:
+                return len(data)
+            if not _starts_bundle(bytes(self._head)):
+                self.not_bundle = True
+                self.size += len(data)
+                self._head = bytearray()
+                return len(data)
+            super().write(bytes(self._head))
+            if rest:
+                super().write(rest)
+            return len(data)
+        return super().write(data)
+
+    def finish(self) -> int:
+        """Close the file; a piece shorter than one block is no bundle either."""
+        if self._head and len(self._head) < bundle.BLOCK:
+            self.not_bundle = True
+            self.size += len(self._head)
+            self._head = bytearray()
+        return super().finish()
+
+
+def _starts_bundle(block: bytes) -> bool:
+    """Whether a first tar block is the header of a bundle's index."""
+    try:
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return info.name == bundle.INDEX_NAME and info.isreg()
+
+
 @dataclass
 class Part:
     """One file part of the body as it was stored."""
@@ -103,6 +162,8 @@ class Part:
     size: int = -1
     # The file's key, for parts sealed on arrival.
     key: bytes | None = None
+    # A case file whose start showed it is no bundle; nothing of it was written.
+    not_bundle: bool = False
 
 
 @dataclass
@@ -124,7 +185,9 @@ class Uploads:
         name = f"part-{len(self.parts)}"
         stream: SealingStream | RawStream
         out = self.staging.open(name)
-        if self.mode == SEAL:
+        if self.mode == SEAL and field_name == CASE_FILE:
+            stream = CaseFileStream(out, limit=_raw_limit(field_name))
+        elif self.mode == SEAL:
             stream = SealingStream(out, crypto.new_file_key())
         else:
             stream = RawStream(out, limit=_raw_limit(field_name))
@@ -139,6 +202,8 @@ class Uploads:
                 part.size = part.stream.finish()
                 if isinstance(part.stream, SealingStream):
                     part.key = part.stream.key
+                if isinstance(part.stream, CaseFileStream):
+                    part.not_bundle = part.stream.not_bundle
             if part.filename == "" and part.size == 0:
                 # A file input left empty is sent as a part with no file name and no content.
                 (self.staging.path / part.name).unlink(missing_ok=True)
