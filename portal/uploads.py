@@ -36,6 +36,10 @@ class UploadRefused(BadRequest):
     """A file part the current view does not accept."""
 
 
+class MalformedBody(BadRequest):
+    """A form body that cannot be parsed (a broken multipart body, say)."""
+
+
 class SealingStream:
     """What werkzeug writes an attached file into: encrypted as it arrives."""
 
@@ -248,8 +252,23 @@ class _PartParser(MultiPartParser):
 
 class _FormParser(FormDataParser):
     def __init__(self, uploads: Uploads | _DiscardingUploads | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # Werkzeug's parser turns a malformed body into an empty form by default; the view
+        # would then take half-written parts for a form with problems and keep them.
+        super().__init__(silent=False, **kwargs)
         self._uploads = uploads
+
+    def parse(
+        self,
+        stream: Any,
+        mimetype: str,
+        content_length: int | None,
+        options: dict[str, str] | None = None,
+    ) -> Any:
+        """Parse the body; a malformed one is a 400, whose handler removes what was staged."""
+        try:
+            return super().parse(stream, mimetype, content_length, options)
+        except ValueError as exc:
+            raise MalformedBody("The form could not be read.") from exc
 
     def _parse_multipart(
         self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
