@@ -25,9 +25,18 @@ from wtforms import ValidationError
 
 from portal import headers, i18n, intake, kept, schema, uploads
 from portal.limits import limiter
+from portal.schema import N_
 from portal.services import Services, current
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
+
+ATTACHMENTS = "attachments"
+# What the problem summary calls each field: the same words as the label on its page (the
+# follow-up form's "description" is labelled "New information").
+REPORT_LABELS = {f.name: f.label for f in schema.REPORT_FIELDS} | {ATTACHMENTS: N_("Attachments")}
+FOLLOW_UP_LABELS = {f.name: f.label for f in schema.FOLLOW_UP_FIELDS} | {
+    ATTACHMENTS: N_("Attachments")
+}
 
 
 @bp.url_value_preprocessor
@@ -365,10 +374,9 @@ def register(app: Flask) -> None:
 
 
 def _field_label(name: str) -> str:
-    found = schema.FIELDS_BY_NAME.get(name) or next(
-        (f for f in schema.FOLLOW_UP_FIELDS if f.name == name), None
-    )
-    return found.label if found else name
+    """The label of a field as the current page shows it, untranslated."""
+    labels = FOLLOW_UP_LABELS if request.endpoint == "public.follow_up_post" else REPORT_LABELS
+    return labels.get(name, name)
 
 
 def _filesize(size: int) -> str:
