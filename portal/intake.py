@@ -139,6 +139,8 @@ def seal_on_arrival(
 
     A report opens a new case and returns its receipt; a follow-up joins `case`.
     """
+    if len(parts) > envelope.MAX_FILES:
+        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
     files = []
     for part in parts:
         if part.key is None:
@@ -182,8 +184,14 @@ def accept_sealed(
     declared_files: str,
     parts: Sequence[Part],
     case: Case | None = None,
+    extra_parts: int = 0,
 ) -> tuple[str | None, Submission]:
-    """Store an envelope sealed in the browser, after checking its structure only."""
+    """Store an envelope sealed in the browser, after checking its structure only.
+
+    `extra_parts` counts the file parts the upload held beyond what was staged.
+    """
+    if extra_parts:
+        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
     manifests = [p for p in parts if p.field == "manifest"]
     blobs = [p for p in parts if p.field == "blob"]
     if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):

@@ -23,7 +23,7 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal import headers, i18n, intake, kept, schema, uploads
+from portal import envelope, headers, i18n, intake, kept, schema, uploads
 from portal.limits import limiter
 from portal.schema import N_
 from portal.services import Services, current
@@ -34,6 +34,10 @@ ATTACHMENTS = "attachments"
 # What the problem summary calls each field: the same words as the label on its page (the
 # follow-up form's "description" is labelled "New information").
 REPORT_LABELS = {f.name: f.label for f in schema.REPORT_FIELDS} | {ATTACHMENTS: N_("Attachments")}
+TOO_MANY_FILES = N_(
+    "At most 100 files can be sent at once. The first 100 were received and are kept below; "
+    "send the others afterwards, as more information with your receipt."
+)
 FOLLOW_UP_LABELS = {f.name: f.label for f in schema.FOLLOW_UP_FIELDS} | {
     ATTACHMENTS: N_("Attachments")
 }
@@ -156,8 +160,9 @@ def submit_post() -> tuple[str, int] | Response:
         problem = _csrf_problem(form)
         if relay and not problem:
             return _accept_case_file(services, session, staged, relay)
+        files, file_problems = _within_file_limit(staged, files)
         values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
-        problems = schema.check(values, schema.REPORT_FIELDS)
+        problems = schema.check(values, schema.REPORT_FIELDS) + file_problems
         if problem or problems:
             staged.keep = True
             return render_report(form, problems, problem, kept.describe(staged, files), 400)
@@ -224,6 +229,7 @@ def _sealed(kind: str) -> tuple[str, int]:
                 declared_files=form.get("file_count", ""),
                 parts=parts,
                 case=case,
+                extra_parts=staged.overflow,
             )
         except intake.Refused as exc:
             return render_template("public/refused.html", reason=str(exc)), 400
@@ -231,6 +237,17 @@ def _sealed(kind: str) -> tuple[str, int]:
     if kind == "follow-up":
         return render_template("public/follow_up_done.html", sealed_by="browser"), 200
     return render_template("public/receipt.html", receipt=receipt, sealed_by="browser"), 200
+
+
+def _within_file_limit(
+    staged: uploads.Uploads, files: list[uploads.Part]
+) -> tuple[list[uploads.Part], list[schema.Problem]]:
+    """Keep the first attachments up to the limit; a problem names the limit if there were more."""
+    if not staged.overflow and len(files) <= envelope.MAX_FILES:
+        return files, []
+    for extra in files[envelope.MAX_FILES :]:
+        (staged.staging.path / extra.name).unlink(missing_ok=True)
+    return files[: envelope.MAX_FILES], [schema.Problem(ATTACHMENTS, TOO_MANY_FILES)]
 
 
 def _csrf_problem(form: MultiDict[str, str]) -> str | None:
@@ -299,7 +316,8 @@ def follow_up_post() -> tuple[str, int]:
         if form.get(schema.HONEYPOT):
             return _quietly_dropped(staged), 200
         values = schema.collect(form.to_dict(flat=False), schema.FOLLOW_UP_FIELDS)
-        problems = schema.check(values, schema.FOLLOW_UP_FIELDS)
+        files, file_problems = _within_file_limit(staged, files)
+        problems = schema.check(values, schema.FOLLOW_UP_FIELDS) + file_problems
         if problems:
             staged.keep = True
             return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400

@@ -178,6 +178,8 @@ class Uploads:
     staging: storage.Staging
     max_files: int
     parts: list[Part] = field(default_factory=list)
+    # File parts beyond `max_files`, counted and dropped so the view can name the limit.
+    overflow: int = 0
     committed: bool = False
     # Kept for the next try of a form that came back with a problem (see `kept`).
     keep: bool = False
@@ -185,7 +187,8 @@ class Uploads:
     def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
         """Open the stream for the next file part."""
         if len(self.parts) >= self.max_files:
-            raise UploadRefused("Too many files.")
+            self.overflow += 1
+            return _Nowhere()
         name = f"part-{len(self.parts)}"
         stream: SealingStream | RawStream
         out = self.staging.open(name)
