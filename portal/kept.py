@@ -10,17 +10,21 @@ brings them back. Unclaimed staging folders are removed by `portal purge` after 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from dataclasses import dataclass
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import MultiDict
 
-from portal import crypto, storage, uploads
+from portal import crypto, uploads
 
 MAX_AGE_SECONDS = 6 * 3600
 FIELD = "kept_files"
 KEEP = "keep_file"
+# Staged attachments are part-N when they arrive and kept-N once carried over a problem.
+PART_NAME = re.compile(r"(part|kept)-[0-9]{1,4}")
 
 
 @dataclass(frozen=True)
@@ -74,13 +78,16 @@ def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.
         return []
     wanted = set(form.getlist(KEEP))
     restored = []
+    earlier: set[str] = set()
     for index, item in enumerate(items):
         staging_name, part_name, filename, content_type, size, key = item
+        # A file kept once and kept again after a second problem is named kept-N by now.
+        if not str(staging_name).isalnum() or not PART_NAME.fullmatch(str(part_name)):
+            continue
+        earlier.add(str(staging_name))
         if str(index) not in wanted:
             continue
         source = staged.staging.path.parent / str(staging_name) / str(part_name)
-        if not str(staging_name).isalnum() or not str(part_name).startswith("part-"):
-            continue
         name = f"kept-{index}"
         try:
             os.rename(source, staged.staging.path / name)
@@ -97,7 +104,10 @@ def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.
                 crypto.b64decode(str(key), crypto.KEY_BYTES),
             )
         )
+    # What the person left out goes now, rather than at the next sweep of stale uploads.
+    for name in earlier - {staged.staging.path.name}:
+        shutil.rmtree(staged.staging.path.parent / name, ignore_errors=True)
     return restored
 
 
-__all__ = ["KeptFile", "describe", "restore", "storage", "token"]
+__all__ = ["KeptFile", "describe", "restore", "token"]
