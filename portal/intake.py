@@ -92,25 +92,31 @@ def _store(
     file_count: int,
     recipient: str | None = None,
 ) -> Submission:
-    """Make the staged files durable, then commit the row: the order that makes a crash safe."""
-    last = session.scalar(select(func.max(Submission.seq)).where(Submission.case_id == case.id))
+    """Make the staged files durable, then commit the row: the order that makes a crash safe.
+
+    The files are synced before the database is touched at all, so that no write lock (SQLite
+    has one for the whole file) is held while a large upload is flushed to disk.
+    """
+    # Only the envelope's own pieces are stored: a stray file part of the form is not.
+    staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
     submission_id = storage.new_id()
     day = today()
     size = services.store.commit(staging, submission_id, day)
-    submission = Submission(
-        id=submission_id,
-        case_id=case.id,
-        seq=(last or 0) + 1,
-        kind=kind,
-        sealed_by=sealed_by,
-        source=source,
-        recipient=recipient,
-        received_day=day,
-        file_count=file_count,
-        size_bytes=size,
-    )
-    session.add(submission)
     try:
+        last = session.scalar(select(func.max(Submission.seq)).where(Submission.case_id == case.id))
+        submission = Submission(
+            id=submission_id,
+            case_id=case.id,
+            seq=(last or 0) + 1,
+            kind=kind,
+            sealed_by=sealed_by,
+            source=source,
+            recipient=recipient,
+            received_day=day,
+            file_count=file_count,
+            size_bytes=size,
+        )
+        session.add(submission)
         session.commit()
     except Exception:
         session.rollback()

@@ -61,6 +61,15 @@ class Staging:
         with self.open(name) as out:
             out.write(data)
 
+    def keep_only(self, names: set[str]) -> None:
+        """Remove every staged file not named; all the named ones must be there."""
+        present = {item.name for item in self.path.iterdir()}
+        missing = names - present
+        if missing:
+            raise FileNotFoundError(f"staging lacks {sorted(missing)}")
+        for name in present - names:
+            (self.path / name).unlink()
+
     def size(self) -> int:
         """The bytes staged so far."""
         return sum(p.stat().st_size for p in self.path.iterdir())
