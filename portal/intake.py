@@ -29,6 +29,10 @@ class Refused(Exception):
     """An upload that breaks the rules; the message is for the person who sent it."""
 
 
+class TooLong(Refused):
+    """The answers together make a manifest larger than the format allows."""
+
+
 class QuotaExceeded(Exception):
     """The storage quota is reached; new submissions wait until the team collects."""
 
@@ -166,8 +170,13 @@ def seal_on_arrival(
     else:
         reply_key = case.reply_public_key
     manifest = envelope.Manifest(kind, "server", locale, dict(fields), tuple(files), reply_key)
+    try:
+        sealed = envelope.seal_manifest(manifest, services.team_public_key)
+    except envelope.EnvelopeError as exc:
+        # Sealed before the files are renamed, so a form that comes back still has them.
+        raise TooLong(str(exc)) from exc
     _name_blobs(staging, parts)
-    staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, services.team_public_key))
+    staging.write(storage.MANIFEST, sealed)
     submission = _store(
         services,
         session,

@@ -38,6 +38,11 @@ TOO_MANY_FILES = N_(
     "At most 100 files can be sent at once. The first 100 were received and are kept below; "
     "send the others afterwards, as more information with your receipt."
 )
+# Each answer is within its own limit, but together they pass what one envelope may hold.
+ALL_TOO_LONG = N_(
+    "Together, your answers are too long to send at once. Please shorten this text, or send "
+    "part of it afterwards as more information with your receipt."
+)
 FOLLOW_UP_LABELS = {f.name: f.label for f in schema.FOLLOW_UP_FIELDS} | {
     ATTACHMENTS: N_("Attachments")
 }
@@ -166,15 +171,20 @@ def submit_post() -> tuple[str, int] | Response:
         if problem or problems:
             staged.keep = True
             return render_report(form, problems, problem, kept.describe(staged, files), 400)
-        receipt, _submission = intake.seal_on_arrival(
-            services,
-            session,
-            staged.staging,
-            kind="report",
-            locale=i18n.current(),
-            fields=values,
-            parts=files,
-        )
+        try:
+            receipt, _submission = intake.seal_on_arrival(
+                services,
+                session,
+                staged.staging,
+                kind="report",
+                locale=i18n.current(),
+                fields=values,
+                parts=files,
+            )
+        except intake.TooLong:
+            staged.keep = True
+            problems = [schema.Problem("description", ALL_TOO_LONG)]
+            return render_report(form, problems, None, kept.describe(staged, files), 400)
         staged.committed = True
     return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
 
@@ -322,16 +332,21 @@ def follow_up_post() -> tuple[str, int]:
             staged.keep = True
             return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
         intake.check_quota(services, session, staged.staging.size())
-        intake.seal_on_arrival(
-            services,
-            session,
-            staged.staging,
-            kind="follow-up",
-            locale=i18n.current(),
-            fields=values,
-            parts=files,
-            case=case,
-        )
+        try:
+            intake.seal_on_arrival(
+                services,
+                session,
+                staged.staging,
+                kind="follow-up",
+                locale=i18n.current(),
+                fields=values,
+                parts=files,
+                case=case,
+            )
+        except intake.TooLong:
+            staged.keep = True
+            problems = [schema.Problem("description", ALL_TOO_LONG)]
+            return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
         staged.committed = True
     return render_template("public/follow_up_done.html", sealed_by="server"), 200
 
