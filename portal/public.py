@@ -306,21 +306,18 @@ def follow_up_post() -> tuple[str, int]:
             p for p in staged.finish() if p.field == "attachments"
         ]
         receipt = form.get("receipt", "")
+        adding = form.get("step") == "add"
         problem = _csrf_problem(form)
-        if problem:
-            staged.keep = bool(files)
-            return render_template(
-                "public/follow_up_receipt.html", problem=problem, csrf_token=generate_csrf()
-            ), 400
+        if problem and not adding:
+            staged.discard()
+            return _receipt_page(problem, receipt), 400
         try:
             case, derived = intake.find_case(services, session, receipt)
         except intake.NoSuchCase:
             staged.discard()
-            return render_template(
-                "public/follow_up_receipt.html", problem=_no_case(), csrf_token=generate_csrf()
-            ), 400
+            return _receipt_page(problem or _no_case(), receipt), 400
         replies = intake.replies(services, case, derived)
-        if form.get("step") != "add":
+        if not adding:
             staged.discard()
             return _case_page(receipt, replies, MultiDict(), [], []), 200
         if form.get(schema.HONEYPOT):
@@ -328,9 +325,12 @@ def follow_up_post() -> tuple[str, int]:
         values = schema.collect(form.to_dict(flat=False), schema.FOLLOW_UP_FIELDS)
         files, file_problems = _within_file_limit(staged, files)
         problems = schema.check(values, schema.FOLLOW_UP_FIELDS) + file_problems
-        if problems:
+        if problem or problems:
+            # An expired form comes back like one with a problem: the case page, with the
+            # new information as typed and its attachments kept.
             staged.keep = True
-            return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
+            kept_files = kept.describe(staged, files)
+            return _case_page(receipt, replies, form, problems, kept_files, problem), 400
         intake.check_quota(services, session, staged.staging.size())
         try:
             intake.seal_on_arrival(
@@ -351,12 +351,23 @@ def follow_up_post() -> tuple[str, int]:
     return render_template("public/follow_up_done.html", sealed_by="server"), 200
 
 
+def _receipt_page(problem: str, receipt: str) -> str:
+    # What was typed comes back, so a mistyped digit can be corrected in place.
+    return render_template(
+        "public/follow_up_receipt.html",
+        problem=problem,
+        receipt=receipt[:100],
+        csrf_token=generate_csrf(),
+    )
+
+
 def _case_page(
     receipt: str,
     replies: list[intake.Reply],
     values: MultiDict[str, str],
     problems: list[schema.Problem],
     kept_files: list[kept.KeptFile],
+    notice: str | None = None,
 ) -> str:
     return render_template(
         "public/follow_up_case.html",
@@ -366,6 +377,7 @@ def _case_page(
         values=values,
         problems={p.field: p.message for p in problems},
         problem_list=problems,
+        notice=notice,
         kept_files=kept_files,
         kept_token=kept.token(kept_files),
         csrf_token=generate_csrf(),
