@@ -31,6 +31,9 @@ from portal.services import Services, current
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
 
 ATTACHMENTS = "attachments"
+# A hidden input of the relay's upload form, so that posting it with no file chosen is told
+# apart from an empty report.
+RELAY_FORM = "relay_upload"
 # What the problem summary calls each field: the same words as the label on its page (the
 # follow-up form's "description" is labelled "New information").
 REPORT_LABELS = {f.name: f.label for f in schema.REPORT_FIELDS} | {ATTACHMENTS: N_("Attachments")}
@@ -160,11 +163,11 @@ def submit_post() -> tuple[str, int] | Response:
         form = request.form
         if form.get(schema.HONEYPOT):
             return _quietly_dropped(staged)
-        relay = [p for p in staged.finish() if p.field == "case_file"]
-        files = kept.restore(form, staged) + [p for p in staged.parts if p.field == "attachments"]
+        relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
         problem = _csrf_problem(form)
-        if relay and not problem:
-            return _accept_case_file(services, session, staged, relay)
+        if relay or form.get(RELAY_FORM):
+            return _accept_case_file(services, session, staged, relay, problem)
+        files = kept.restore(form, staged) + [p for p in staged.parts if p.field == ATTACHMENTS]
         files, file_problems = _within_file_limit(staged, files)
         values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
         problems = schema.check(values, schema.REPORT_FIELDS) + file_problems
@@ -190,8 +193,23 @@ def submit_post() -> tuple[str, int] | Response:
 
 
 def _accept_case_file(
-    services: Services, session: Any, staged: uploads.Uploads, relay: list[uploads.Part]
+    services: Services,
+    session: Any,
+    staged: uploads.Uploads,
+    relay: list[uploads.Part],
+    problem: str | None,
 ) -> tuple[str, int]:
+    """A relay's sealed case file, from the form below the report form (it has no fields)."""
+    if problem:
+        return render_report(
+            notice=_(
+                "This form had expired, so the sealed case file was not received. Please choose "
+                "it again and upload it."
+            ),
+            status=400,
+        )
+    if not relay:
+        return render_report(notice=_("Choose the sealed case file to upload."), status=400)
     if len(relay) != 1 or len(staged.parts) != 1:
         return render_report(
             notice=_("Send one sealed case file at a time, without other attachments."), status=400
