@@ -51,6 +51,21 @@ FOLLOW_UP_LABELS = {f.name: f.label for f in schema.FOLLOW_UP_FIELDS} | {
 }
 
 
+def _report_rate() -> str:
+    return current().config.report_rate_limit
+
+
+def _follow_up_rate() -> str:
+    return current().config.follow_up_rate_limit
+
+
+# One budget for reports and one for follow-ups, shared by the form posted without
+# JavaScript and the browser-sealed upload: with a limit per view, each way in had its own
+# budget and a flood could spend both.
+report_limit = limiter.shared_limit(_report_rate, scope="report")
+follow_up_limit = limiter.shared_limit(_follow_up_rate, scope="follow-up")
+
+
 @bp.url_value_preprocessor
 def _take_language(endpoint: str | None, values: dict[str, Any] | None) -> None:
     lang = (values or {}).pop("lang", None)
@@ -153,7 +168,7 @@ def submit() -> tuple[str, int]:
 
 
 @bp.post("/submit")
-@limiter.limit(lambda: current().config.report_rate_limit, key_func=lambda: "report")
+@report_limit
 def submit_post() -> tuple[str, int] | Response:
     """A report posted without JavaScript: attachments were sealed as they arrived."""
     services = current()
@@ -225,7 +240,7 @@ def _accept_case_file(
 
 
 @bp.post("/submit/sealed")
-@limiter.limit(lambda: current().config.report_rate_limit, key_func=lambda: "report")
+@report_limit
 def submit_sealed() -> tuple[str, int]:
     """A report sealed in the browser: only its structure is checked, then it is stored."""
     return _sealed("report")
@@ -313,7 +328,7 @@ def follow_up() -> str:
 
 
 @bp.post("/follow-up")
-@limiter.limit(lambda: current().config.follow_up_rate_limit, key_func=lambda: "follow-up")
+@follow_up_limit
 def follow_up_post() -> tuple[str, int]:
     """Open a case with its receipt: show replies; add information to it."""
     services = current()
@@ -404,7 +419,7 @@ def _case_page(
 
 
 @bp.post("/follow-up/sealed")
-@limiter.limit(lambda: current().config.follow_up_rate_limit, key_func=lambda: "follow-up")
+@follow_up_limit
 def follow_up_sealed() -> tuple[str, int]:
     """A follow-up sealed in the browser."""
     return _sealed("follow-up")
