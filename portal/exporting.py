@@ -12,7 +12,7 @@ from datetime import date
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import bundle, crypto, storage
+from portal import bundle, crypto
 from portal.models import Submission
 from portal.services import Services, today
 
@@ -75,4 +75,4 @@ def mark_exported(session: Session, ids: Sequence[str], day: date | None = None)
     session.commit()
 
 
-__all__ = ["all_exportable", "entry", "mark_exported", "pending", "storage", "stream"]
+__all__ = ["all_exportable", "entry", "mark_exported", "pending", "stream"]

@@ -18,8 +18,9 @@ from flask import (
     render_template,
     request,
 )
-from flask_babel import gettext as _
+from flask_babel import gettext
 from flask_wtf.csrf import generate_csrf, validate_csrf
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
@@ -29,6 +30,12 @@ from portal.schema import N_
 from portal.services import Services, current
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
+
+
+def _(text: str, **variables: str) -> str:
+    """`text` in the page's language (Flask-Babel's gettext, with its type)."""
+    return str(gettext(text, **variables))
+
 
 ATTACHMENTS = "attachments"
 # A hidden input of the relay's upload form, so that posting it with no file chosen is told
@@ -169,7 +176,7 @@ def submit() -> tuple[str, int]:
 
 @bp.post("/submit")
 @report_limit
-def submit_post() -> tuple[str, int] | Response:
+def submit_post() -> tuple[str, int]:
     """A report posted without JavaScript: attachments were sealed as they arrived."""
     services = current()
     with services.sessions() as session:
@@ -209,7 +216,7 @@ def submit_post() -> tuple[str, int] | Response:
 
 def _accept_case_file(
     services: Services,
-    session: Any,
+    session: Session,
     staged: uploads.Uploads,
     relay: list[uploads.Part],
     problem: str | None,
@@ -254,7 +261,7 @@ def _sealed(kind: str) -> tuple[str, int]:
         form = request.form
         parts = staged.finish()
         if form.get(schema.HONEYPOT):
-            return _quietly_dropped(staged), 200
+            return _quietly_dropped(staged)
         if problem := _csrf_problem(form):
             return render_template("public/refused.html", reason=problem), 400
         case = None
@@ -304,11 +311,11 @@ def _csrf_problem(form: MultiDict[str, str]) -> str | None:
     return None
 
 
-def _quietly_dropped(staged: uploads.Uploads) -> Any:
+def _quietly_dropped(staged: uploads.Uploads) -> tuple[str, int]:
     # The honeypot field is hidden from people; only robots fill it in. They get a page that
     # looks like success, so they learn nothing, and nothing is stored.
     staged.discard()
-    return render_template("public/dropped.html")
+    return render_template("public/dropped.html"), 200
 
 
 def _no_case() -> str:
@@ -354,7 +361,7 @@ def follow_up_post() -> tuple[str, int]:
             staged.discard()
             return _case_page(receipt, replies, MultiDict(), [], []), 200
         if form.get(schema.HONEYPOT):
-            return _quietly_dropped(staged), 200
+            return _quietly_dropped(staged)
         values = schema.collect(form.to_dict(flat=False), schema.FOLLOW_UP_FIELDS)
         files, file_problems = _within_file_limit(staged, files)
         problems = schema.check(values, schema.FOLLOW_UP_FIELDS) + file_problems
