@@ -112,33 +112,30 @@ class CaseFileStream(RawStream):
         """Write into `out` once the start is checked, refusing more than `limit` bytes."""
         super().__init__(out, limit)
         self._head = bytearray()
+        self._checked = False
         self.not_bundle = False
 
     def write(self, data: bytes) -> int:
         """Hold the first block until it can be checked; then write the piece as it is."""
-        if self.not_bundle:
+        if self._checked:
+            super().write(data)
+        elif self.not_bundle:
             self.size += len(data)
-            return len(data)
-        if len(self._head) < bundle.BLOCK:
-            take = bundle.BLOCK - len(self._head)
-            self._head += data[:take]
-            rest = data[take:]
-            if len(self._head) < bundle.BLOCK:
-                return len(data)
-            if not _starts_bundle(bytes(self._head)):
-                self.not_bundle = True
-                self.size += len(data)
-                self._head = bytearray()
-                return len(data)
-            super().write(bytes(self._head))
-            if rest:
-                super().write(rest)
-            return len(data)
-        return super().write(data)
+        else:
+            self._head += data
+            if len(self._head) >= bundle.BLOCK:
+                held, self._head = bytes(self._head), bytearray()
+                if _starts_bundle(held[: bundle.BLOCK]):
+                    self._checked = True
+                    super().write(held)
+                else:
+                    self.not_bundle = True
+                    self.size += len(held)
+        return len(data)
 
     def finish(self) -> int:
         """Close the file; a piece shorter than one block is no bundle either."""
-        if self._head and len(self._head) < bundle.BLOCK:
+        if self._head:
             self.not_bundle = True
             self.size += len(self._head)
             self._head = bytearray()
