@@ -194,7 +194,7 @@ def submit_post() -> tuple[str, int]:
         values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
         problems = schema.check(values, schema.REPORT_FIELDS) + file_problems
         if problem or problems:
-            staged.keep = True
+            staged.keep = bool(files)
             return render_report(form, problems, problem, kept.describe(staged, files), 400)
         try:
             receipt, _submission = intake.seal_on_arrival(
@@ -207,7 +207,7 @@ def submit_post() -> tuple[str, int]:
                 parts=files,
             )
         except intake.TooLong:
-            staged.keep = True
+            staged.keep = bool(files)
             problems = [schema.Problem("description", ALL_TOO_LONG)]
             return render_report(form, problems, None, kept.describe(staged, files), 400)
         staged.committed = True
@@ -368,7 +368,7 @@ def follow_up_post() -> tuple[str, int]:
         if problem or problems:
             # An expired form comes back like one with a problem: the case page, with the
             # new information as typed and its attachments kept.
-            staged.keep = True
+            staged.keep = bool(files)
             kept_files = kept.describe(staged, files)
             return _case_page(receipt, replies, form, problems, kept_files, problem), 400
         intake.check_quota(services, session, staged.staging.size())
@@ -384,7 +384,7 @@ def follow_up_post() -> tuple[str, int]:
                 case=case,
             )
         except intake.TooLong:
-            staged.keep = True
+            staged.keep = bool(files)
             problems = [schema.Problem("description", ALL_TOO_LONG)]
             return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
         staged.committed = True
