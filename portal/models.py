@@ -77,6 +77,9 @@ class StaffMember(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_day: Mapped[date] = mapped_column(Date)
+    # A hash of the nonce of the one open staff-site session, so that logging out, or
+    # `portal staff remove/reset`, ends it on the server and not only in the browser.
+    session_nonce: Mapped[str | None] = mapped_column(String(64))
 
 
 class AuditEvent(Base):
