@@ -105,7 +105,7 @@ def load_config(env: Mapping[str, str], root: Path = ROOT) -> Config:
     if not hostnames:
         raise ConfigError("PORTAL_HOSTNAMES names no host.")
     quota = _int(env, "PORTAL_STORAGE_QUOTA_BYTES", 0)
-    cost = env.get("PORTAL_RECEIPT_COST", "moderate").strip().lower()
+    cost = env.get("PORTAL_RECEIPT_COST", "interactive").strip().lower()
     if cost not in RECEIPT_COSTS:
         raise ConfigError(f"PORTAL_RECEIPT_COST must be one of {', '.join(RECEIPT_COSTS)}.")
     onion_location = env.get("PORTAL_ONION_LOCATION", "").strip() or None
