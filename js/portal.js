@@ -9,6 +9,7 @@ import {
   buildManifest, collectFields, encryptBlob, fingerprint, importFileKey, newFileKey,
   parsePublicKey, sealManifest,
 } from './envelope.js';
+import { guardLanguageLinks } from './language.js';
 
 /**
  * The element with this id, if the page has it.
@@ -288,8 +289,9 @@ function enhance(form) {
   });
 }
 
-/** Find the portal's forms on the page and enhance each. */
+/** Find the portal's forms on the page and enhance each; guard the language links. */
 function start() {
+  guardLanguageLinks(document);
   for (const id of ['report-form', 'followup-form']) {
     const form = byId(id);
     if (form instanceof HTMLFormElement) enhance(form);
