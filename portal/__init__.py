@@ -11,11 +11,13 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portal.config import ROOT, Config, load_config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flask import Flask
 
 PUBLIC, STAFF = "public", "staff"
@@ -89,16 +91,30 @@ def _script_sri(path: Path) -> str | None:
 
 
 def _check_hosts(app: Flask, config: Config) -> None:
-    """Answer only to the configured host names (and loopback in the demo)."""
-    from flask import abort, request  # noqa: PLC0415
+    """Answer only to the configured host names (and loopback in the demo); others get a bare 400.
+
+    The check wraps the whole application, so a request for another name reaches no view, no
+    rate limit and no session: it gets a short plain answer that says nothing about the site.
+    The port is ignored; a Host header that is not a plain name (and port) is refused.
+    """
+    import re  # noqa: PLC0415
+
+    from portal.headers import PLAIN_HEADERS  # noqa: PLC0415
 
     allowed = set(config.hostnames)
     if config.demo:
         allowed |= {"localhost", "127.0.0.1", "[::1]"}
+    shape = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::[0-9]{1,5})?")
+    inner = app.wsgi_app
+    body = b"Bad request.\n"
+    refusal = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+               *PLAIN_HEADERS]
 
-    @app.before_request
-    def _host() -> None:
-        host = request.host.lower().rsplit(":", 1)[0] if not request.host.startswith("[") \
-            else request.host.lower().split("]")[0] + "]"
-        if host not in allowed:
-            abort(400)
+    def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        match = shape.fullmatch(str(environ.get("HTTP_HOST", "")).strip().lower())
+        if match is None or match.group(1) not in allowed:
+            start_response("400 Bad Request", list(refusal))
+            return [body]
+        return inner(environ, start_response)
+
+    app.wsgi_app = checked  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import traceback
 
-from flask import Flask, render_template, request
+from flask import Flask, Response, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from portal import intake, uploads
@@ -47,22 +47,29 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
             uploads.expect_discard()
             form = request.form
             if request.endpoint == "public.submit_post":
-                from portal.public import limited_report  # noqa: PLC0415 - avoids a cycle
+                from portal.public import limited_report  # here, to avoid an import cycle
 
                 return limited_report(form)
         return render_template("errors/limited.html"), 429
 
     @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> tuple[str, int]:
+    def _http(error: HTTPException) -> Response:
         uploads.release()
         code = error.code or 500
-        return render_template("errors/error.html", code=code), code
+        response = make_response(render_template("errors/error.html", code=code), code)
+        # Keep what the error says to clients beyond its page: Allow on a 405, for one.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[str, int]:
         uploads.release()
         # Where it happened, never what: no message, no locals, no request content.
-        where = " < ".join(f"{frame.name}:{frame.lineno}"
-                           for frame in reversed(traceback.extract_tb(error.__traceback__)))
+        where = " < ".join(
+            f"{frame.name}:{frame.lineno}"
+            for frame in reversed(traceback.extract_tb(error.__traceback__))
+        )
         log.error("unexpected %s at %s", type(error).__name__, where)
         return render_template("errors/error.html", code=500), 500

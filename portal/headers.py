@@ -1,42 +1,92 @@
 """Security headers on every response, set by the app so that they hold behind any proxy.
 
 The Content-Security-Policy is built per page: `default-src 'none'` and then only what that
-page uses. A view that loads the sealing script calls `allow_script()`.
+page uses. Every page links the style sheet and may hold a form posting to the site itself;
+a view that loads the sealing script calls `allow_script()`, which also lets the script send
+its upload. Responses made outside Flask (a refused host name, a malformed request) carry
+`PLAIN_HEADERS`, whose policy allows nothing at all.
 """
 
 from __future__ import annotations
+
+from urllib.parse import quote
 
 from flask import Flask, Response, g, request
 
 BASE_POLICY: dict[str, str] = {
     "default-src": "'none'",
     "style-src": "'self'",
-    "img-src": "'self'",
     "form-action": "'self'",
     "frame-ancestors": "'none'",
     "base-uri": "'none'",
 }
+SCRIPT_POLICY: dict[str, str] = {
+    "script-src": "'self'",
+    "connect-src": "'self'",
+}
+# For a response that is not a page of the site: nothing may load, submit or frame it.
+PLAIN_POLICY = "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
-HEADERS = {
+# Every feature a page could ask the browser for; the portal uses none of them.
+DENIED_FEATURES = (
+    "accelerometer",
+    "ambient-light-sensor",
+    "attribution-reporting",
+    "autoplay",
+    "bluetooth",
+    "browsing-topics",
+    "camera",
+    "clipboard-read",
+    "clipboard-write",
+    "compute-pressure",
+    "display-capture",
+    "encrypted-media",
+    "fullscreen",
+    "gamepad",
+    "geolocation",
+    "gyroscope",
+    "hid",
+    "identity-credentials-get",
+    "idle-detection",
+    "local-fonts",
+    "magnetometer",
+    "microphone",
+    "midi",
+    "otp-credentials",
+    "payment",
+    "picture-in-picture",
+    "publickey-credentials-create",
+    "publickey-credentials-get",
+    "screen-wake-lock",
+    "serial",
+    "speaker-selection",
+    "storage-access",
+    "usb",
+    "web-share",
+    "window-management",
+    "xr-spatial-tracking",
+)
+
+HEADERS: dict[str, str] = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
+    # The embedder policy has no "same-origin" value; require-corp is its strict setting.
     "Cross-Origin-Embedder-Policy": "require-corp",
     "Cross-Origin-Resource-Policy": "same-origin",
-    "Permissions-Policy": ", ".join(
-        f"{feature}=()" for feature in (
-            "accelerometer", "autoplay", "bluetooth", "camera", "clipboard-read",
-            "clipboard-write", "display-capture", "encrypted-media", "fullscreen", "geolocation",
-            "gyroscope", "hid", "idle-detection", "interest-cohort", "magnetometer",
-            "microphone", "midi", "payment", "picture-in-picture", "publickey-credentials-get",
-            "screen-wake-lock", "serial", "usb", "web-share", "xr-spatial-tracking",
-        )
-    ),
-    "Cache-Control": "no-store, max-age=0",
-    "Pragma": "no-cache",
+    "Permissions-Policy": ", ".join(f"{feature}=()" for feature in DENIED_FEATURES),
+    # Nothing a person saw or typed may stay in a browser's or a proxy's cache.
+    "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex, nofollow",
 }
+# Headers that would name the software or let a client tell one response from another later.
+REMOVED = ("ETag", "Last-Modified", "Server", "X-Powered-By")
+
+PLAIN_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", PLAIN_POLICY),
+    *HEADERS.items(),
+)
 
 
 def allow_script() -> None:
@@ -48,8 +98,7 @@ def policy() -> str:
     """The Content-Security-Policy of the current page."""
     directives = dict(BASE_POLICY)
     if g.get("csp_script"):
-        directives["script-src"] = "'self'"
-        directives["connect-src"] = "'self'"
+        directives.update(SCRIPT_POLICY)
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
@@ -61,8 +110,9 @@ def init_app(app: Flask, onion_location: str | None = None) -> None:
         response.headers["Content-Security-Policy"] = policy()
         for name, value in HEADERS.items():
             response.headers[name] = value
-        if onion_location:
-            response.headers["Onion-Location"] = onion_location + request.path
-        for name in ("ETag", "Last-Modified", "Server", "X-Powered-By"):
+        # Only a visit over the clearnet needs telling where the onion service is.
+        if onion_location and not request.host.lower().split(":")[0].endswith(".onion"):
+            response.headers["Onion-Location"] = onion_location.rstrip("/") + quote(request.path)
+        for name in REMOVED:
             response.headers.pop(name, None)
         return response
