@@ -779,6 +779,7 @@ th, td {{ border: 1px solid #bbb; padding: .35rem .5rem; text-align: start; vert
 th {{ background: #eee; }}
 td ul {{ margin: 0; padding-inline-start: 1rem; }}
 .none {{ color: #777; }}
+.day, a {{ white-space: nowrap; }}
 </style>
 </head>
 <body>
@@ -819,7 +820,7 @@ def render_index(summaries: list[CaseSummary]) -> str:
             f"<td>{html.escape(s.case)}<ul>"
             + "".join(f"<li>{d}</li>" for d in documents)
             + "</ul></td>",
-            f"<td>{html.escape(s.first_day())}</td>",
+            f'<td class="day">{html.escape(s.first_day())}</td>',
             f"<td>{html.escape(language_name(str(report.get('locale', ''))))}</td>",
         ]
         cells += [
@@ -829,7 +830,7 @@ def render_index(summaries: list[CaseSummary]) -> str:
             f"<td>{s.count('follow-up')}</td>",
             f"<td>{s.count('reply')}</td>",
             f"<td>{s.attachments()}</td>",
-            f"<td>{html.escape(s.last_day())}</td>",
+            f'<td class="day">{html.escape(s.last_day())}</td>',
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     headers = "".join(f"<th>{html.escape(title)}</th>" for _, title in INDEX_COLUMNS)

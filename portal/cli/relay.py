@@ -141,17 +141,16 @@ def seal(
         err=True,
     )
     total = sum(case.total_bytes() for case in cases)
+    sealed = 0
     try:
         with progress_bar(f"Sealing {len(cases)} case(s)", total) as advance:
             for case, target in zip(cases, targets, strict=True):
                 relay.seal_case(case, public_key, target, advance)
+                sealed += 1
                 click.echo(f"{target}  ({case.where}, {len(case.files)} attachment(s))")
-    except (relay.SealError, crypto.CryptoError) as exc:
-        raise click.ClickException(f"{exc} The cases listed above are sealed.") from exc
-    except OSError as exc:
-        raise click.ClickException(
-            f"Sealing stopped: {exc}. The cases listed above are sealed."
-        ) from exc
+    except (relay.SealError, crypto.CryptoError, OSError) as exc:
+        done = f" The {sealed} case(s) listed above are sealed." if sealed else ""
+        raise click.ClickException(f"Sealing stopped: {exc}{done}") from exc
     click.echo(
         f"Sealed {len(cases)} case(s). Upload each file on the portal's report form.", err=True
     )
