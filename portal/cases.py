@@ -254,14 +254,15 @@ def _open_entry(
         if existing and not force:
             outcome.status = REFUSED
             outcome.message = (
-                f"{existing} is already there from an earlier run; nothing was changed "
+                f"{existing} is already there (opened before); nothing was changed "
                 "(use --force to replace it)"
             )
             return outcome
         manifest = _open_manifest(reader, entry, secret_key)
         if staging.exists():
             shutil.rmtree(staging)  # left by an interrupted run of our own
-        staging.mkdir(parents=True, mode=0o700)
+        staging.parent.mkdir(mode=0o700, exist_ok=True)
+        staging.mkdir(mode=0o700)
         record, warnings = _decrypt_into(reader, entry, manifest, staging, bundle_name, progress)
         _write_new(staging / REPORT_TXT, render_report(record).encode("utf-8"))
         _write_new(staging / REPORT_JSON, _json_bytes(record))

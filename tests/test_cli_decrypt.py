@@ -187,6 +187,8 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
         "index.html",
     ]
     case = out / "casea"
+    for path in [out, case, *case.rglob("*")]:
+        assert path.stat().st_mode & 0o077 == 0, path  # nothing readable by other accounts
     assert (case / "attachments" / "big.bin").read_bytes() == bytes(3 * CHUNK + 1)
     assert (case / "attachments" / "صورة.jpg").read_bytes() == b"\xff\xd8jpeg"
 
@@ -280,7 +282,7 @@ def test_runs_accumulate_and_never_overwrite_without_force(tmp_path: Path, team:
     result = decrypt(team, out, again)
     assert result.exit_code == 1
     assert "refused" in result.stderr
-    assert "already there from an earlier run" in result.stderr
+    assert "already there (opened before)" in result.stderr
     assert "use --force" in result.stderr
     assert (out / "c1" / "report.txt").read_text() == "the team's notes"
     assert (out / "c3" / "report.txt").exists()  # the other case still opened
