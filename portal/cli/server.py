@@ -6,11 +6,12 @@ They read the same `PORTAL_*` environment as the sites.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import click
 
-from portal import db, exporting, retention
+from portal import bundle, db, exporting, retention
 from portal.config import ConfigError, load_config
 from portal.services import Services, ensure_secret, load
 
@@ -56,17 +57,37 @@ def export(out: Path, everything: bool) -> None:
     services = _services()
     if out.exists():
         raise click.ClickException(f"{out} exists; choose a new file name.")
+    if not out.parent.is_dir():
+        raise click.ClickException(f"The folder {out.parent} does not exist.")
     with services.sessions() as session:
         chosen = (exporting.all_exportable if everything else exporting.pending)(session)
-        partial = out.with_name(out.name + ".partial")
-        with partial.open("xb") as handle:
-            for block in exporting.stream(services, chosen):
-                handle.write(block)
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.rename(out)
+        # A name of its own, so that an earlier export that was interrupted is no obstacle.
+        partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+        try:
+            with partial.open("xb") as handle:
+                for block in exporting.stream(services, chosen):
+                    handle.write(block)
+                handle.flush()
+                os.fsync(handle.fileno())
+            partial.rename(out)
+            # The bundle's name is durable before anything is marked exported: retention
+            # counts from that mark.
+            _fsync_dir(out.parent)
+        except (OSError, bundle.BundleError) as exc:
+            partial.unlink(missing_ok=True)
+            raise click.ClickException(
+                f"The bundle could not be written ({exc}); nothing was marked exported."
+            ) from exc
         exporting.mark_exported(session, [s.id for s in chosen])
     click.echo(f"Exported {len(chosen)} submission(s) to {out}.")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @click.command()
