@@ -173,6 +173,26 @@ def test_placeholders_and_plural_counts_survive_translation(lang: str) -> None:
     assert not problems, f"{lang}:\n" + "\n".join(problems)
 
 
+@pytest.mark.parametrize("lang", OTHERS)
+def test_a_button_named_in_a_sentence_keeps_its_own_words(lang: str) -> None:
+    # "Press “Send the report”" must name the button as the translated button reads.
+    catalog = load(po_path(lang), lang)
+    named = [
+        (quoted, message.id)
+        for message in catalog
+        if isinstance(message.id, str)
+        for quoted in re.findall(r"“([^”]+)”", message.id)
+        if catalog.get(quoted) is not None
+    ]
+    assert named, "no sentence names another text"
+    wrong = [
+        (catalog[quoted].string, catalog[sentence].string)
+        for quoted, sentence in named
+        if catalog[quoted].string not in catalog[sentence].string
+    ]
+    assert not wrong, wrong
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_plural_rule_is_that_of_the_language(lang: str) -> None:
     catalog = load(po_path(lang), lang)
@@ -398,6 +418,18 @@ def test_receipts_and_fingerprints_stay_ascii_digits_left_to_right(
         block = css.split(rule, 1)[1].split("}", 1)[0]
         assert "unicode-bidi: isolate" in block, rule
         assert "direction: ltr" in block, rule
+
+
+def test_one_stylesheet_serves_both_directions() -> None:
+    # Physical sides (left, right) would stay put when Arabic mirrors the page; logical ones
+    # (inline-start, inline-end) follow the direction.
+    css = (ROOT / "static" / "portal.css").read_text(encoding="utf-8")
+    physical = re.findall(
+        r"[\w-]*(?:-left|-right)\b[\w-]*\s*:|(?<![\w-])(?:left|right)\s*:"
+        r"|text-align:\s*(?:left|right)|float:\s*(?:left|right)|clear:\s*(?:left|right)",
+        re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL),
+    )
+    assert physical == []
 
 
 def test_the_address_alone_chooses_the_language(client: FlaskClient) -> None:
