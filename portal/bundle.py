@@ -25,7 +25,9 @@ INDEX_NAME = "portal-bundle.json"
 BLOCK = tarfile.BLOCKSIZE
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-MEMBER_PATTERN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})/(manifest\.sealed|files/(\d{1,3})\.blob)$")
+MEMBER_PATTERN = re.compile(
+    r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})/(manifest\.sealed|files/(\d{1,3})\.blob)$"
+)
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 COPY_BLOCK = 1024 * 1024
 
@@ -52,8 +54,13 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         """The index's object for this submission."""
-        document: dict[str, Any] = {"id": self.id, "case": self.case, "kind": self.kind,
-                                    "received_day": self.received_day, "files": self.files}
+        document: dict[str, Any] = {
+            "id": self.id,
+            "case": self.case,
+            "kind": self.kind,
+            "received_day": self.received_day,
+            "files": self.files,
+        }
         if self.recipient is not None:
             document["recipient"] = self.recipient
         if self.reply_public_key is not None:
@@ -73,8 +80,11 @@ def blob_name(entry_id: str, index: int) -> str:
 
 def index_bytes(entries: Iterable[Entry]) -> bytes:
     """The JSON text of the bundle index."""
-    document = {"format": FORMAT, "version": VERSION,
-                "submissions": [entry.to_json() for entry in entries]}
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "submissions": [entry.to_json() for entry in entries],
+    }
     return json.dumps(document, indent=1).encode("utf-8") + b"\n"
 
 
@@ -84,8 +94,11 @@ def parse_index(data: bytes) -> list[Entry]:
         document = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BundleError("The bundle's index is not UTF-8 JSON.") from exc
-    if (not isinstance(document, dict) or document.get("format") != FORMAT
-            or document.get("version") != VERSION):
+    if (
+        not isinstance(document, dict)
+        or document.get("format") != FORMAT
+        or document.get("version") != VERSION
+    ):
         raise BundleError("This is not a portal bundle of version 1.")
     raw = document.get("submissions")
     if not isinstance(raw, list):
@@ -113,8 +126,11 @@ def _check_entry(item: object) -> Entry:
         raise BundleError(f"Submission {entry_id} has an unknown kind {kind!r}.")
     if not isinstance(day, str) or not DAY_PATTERN.match(day):
         raise BundleError(f"Submission {entry_id} has a malformed day.")
-    if (not isinstance(files, int) or isinstance(files, bool)
-            or not 0 <= files <= envelope.MAX_FILES):
+    if (
+        not isinstance(files, int)
+        or isinstance(files, bool)
+        or not 0 <= files <= envelope.MAX_FILES
+    ):
         raise BundleError(f"Submission {entry_id} has a malformed file count.")
     if recipient not in (None, "submitter", "team"):
         raise BundleError(f"Submission {entry_id} has an unknown recipient.")
@@ -124,8 +140,15 @@ def _check_entry(item: object) -> Entry:
             crypto.b64decode(str(reply_key), crypto.KEY_BYTES)
         except crypto.CryptoError as exc:
             raise BundleError(f"Submission {entry_id} has a malformed reply key.") from exc
-    return Entry(entry_id, case, str(kind), day, files, recipient,
-                 None if reply_key is None else str(reply_key))
+    return Entry(
+        entry_id,
+        case,
+        str(kind),
+        day,
+        files,
+        recipient,
+        None if reply_key is None else str(reply_key),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +198,7 @@ def stream(entries: list[Entry], members: Iterable[Member]) -> Iterator[bytes]:
 
 
 def members_of(entry: Entry, directory: Path) -> list[Member]:
-    """The members of one submission whose sealed files sit in `directory` (manifest.sealed, N.blob)."""
+    """The members of a submission whose sealed files (manifest.sealed, N.blob) are in a folder."""
     paths = [(manifest_name(entry.id), directory / "manifest.sealed")]
     paths += [(blob_name(entry.id, i), directory / f"{i}.blob") for i in range(entry.files)]
     return [Member(name, path.stat().st_size, _opener(path)) for name, path in paths]
@@ -201,10 +224,11 @@ class Reader:
     def __init__(self, source: Path | BinaryIO) -> None:
         """Open and check the bundle; BundleError when it is malformed."""
         try:
+            # The reader outlives this call and closes the tar itself (close, __exit__).
             if isinstance(source, Path):
-                self._tar = tarfile.open(source, mode="r:")
+                self._tar = tarfile.open(source, mode="r:")  # noqa: SIM115
             else:
-                self._tar = tarfile.open(fileobj=source, mode="r:")
+                self._tar = tarfile.open(fileobj=source, mode="r:")  # noqa: SIM115
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
         try:

@@ -163,8 +163,12 @@ def private_key_file_text(secret_key: bytes, passphrase: bytes) -> str:
         "comment": "Keep on the offline machine only. Never copy to the server.",
         "fingerprint": fingerprint(public_key),
         "public_key": b64encode(public_key),
-        "kdf": {"algorithm": "argon2id13", "opslimit": opslimit, "memlimit": memlimit,
-                "salt": b64encode(salt)},
+        "kdf": {
+            "algorithm": "argon2id13",
+            "opslimit": opslimit,
+            "memlimit": memlimit,
+            "salt": b64encode(salt),
+        },
         "secretbox": b64encode(bytes(sealed)),
     }
     return json.dumps(document, indent=2) + "\n"
@@ -256,7 +260,9 @@ def open_sealed(sealed: bytes, secret_key: bytes) -> bytes:
     try:
         return sodium.crypto_box_seal_open(sealed, public_from_secret(secret_key), secret_key)
     except nacl.exceptions.CryptoError as exc:
-        raise WrongKey("The sealed data does not open with this key: another key, or altered.") from exc
+        raise WrongKey(
+            "The sealed data does not open with this key: another key, or altered."
+        ) from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -357,7 +363,9 @@ def decrypt_chunks(source: BinaryIO, key: bytes, size: int) -> Iterator[bytes]:
             )
         last = index == count - 1
         try:
-            chunk = sodium.crypto_aead_aes256gcm_decrypt(sealed, None, chunk_nonce(index, last), key)
+            chunk = sodium.crypto_aead_aes256gcm_decrypt(
+                sealed, None, chunk_nonce(index, last), key
+            )
         except nacl.exceptions.CryptoError as exc:
             raise TamperedBlob(f"chunk {index + 1} of {count} fails authentication") from exc
         take = min(remaining, CHUNK_SIZE)

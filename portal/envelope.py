@@ -41,8 +41,12 @@ class FileEntry:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's object for this file."""
-        return {"name": self.name, "type": self.type, "size": self.size,
-                "key": crypto.b64encode(self.key)}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "size": self.size,
+            "key": crypto.b64encode(self.key),
+        }
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,11 @@ def parse_manifest(text: bytes) -> Manifest:
         raise EnvelopeError("The manifest is not a JSON object.")
     if document.get("format") != FORMAT or document.get("version") != VERSION:
         raise EnvelopeError("The manifest is not a portal envelope of version 1.")
-    kind, sealed_by, locale = document.get("kind"), document.get("sealed_by"), document.get("locale")
+    kind, sealed_by, locale = (
+        document.get("kind"),
+        document.get("sealed_by"),
+        document.get("locale"),
+    )
     if kind not in KINDS:
         raise EnvelopeError(f"The manifest's kind {kind!r} is unknown.")
     if sealed_by not in SEALERS:
@@ -128,7 +136,9 @@ def _check_fields(raw: object) -> dict[str, FieldValue]:
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
             fields[name] = list(value)
         else:
-            raise EnvelopeError(f"The manifest's field {name!r} is neither text nor a list of text.")
+            raise EnvelopeError(
+                f"The manifest's field {name!r} is neither text nor a list of text."
+            )
     return fields
 
 
