@@ -71,6 +71,8 @@ def test_reply_is_sealed_twice(
         ("case1", "reply", 0, "submitter"), ("case1", "reply", 0, "team")
     ]  # fmt: skip
     assert entries[0].id != entries[1].id
+    assert entries[0].reply_public_key == crypto.b64encode(reply_public)
+    assert entries[1].reply_public_key is None
     assert {e.received_day for e in entries} == {datetime.now(UTC).date().isoformat()}
     for_submitter = envelope.open_manifest(copies["submitter"], reply_secret)
     for_team = envelope.open_manifest(copies["team"], team[0])

@@ -74,7 +74,10 @@ def seal_reply(
     day = relay.today()
     entries, members = [], []
     for recipient, public_key in (("submitter", submitter_key), ("team", team_key)):
-        entry = bundle.Entry(relay.new_id(), case, "reply", day, 0, recipient)
+        # The submitter's entry names its key, so the server can refuse a reply sealed to a key
+        # that is not the case's (a case folder from another server, say) before storing it.
+        declared = crypto.b64encode(public_key) if recipient == "submitter" else None
+        entry = bundle.Entry(relay.new_id(), case, "reply", day, 0, recipient, declared)
         sealed = envelope.seal_manifest(manifest, public_key)
         entries.append(entry)
         members.append(relay.bytes_member(bundle.manifest_name(entry.id), sealed))
