@@ -195,11 +195,12 @@ def logconfig_dict(log_file: str | None, access_log: str | None, level: str) -> 
     }
 
 
+ROUTE_KEY = "portal.route"
+
+
 def route_of(environ: dict[str, Any]) -> str:
     """The pattern of the route that answered (as the application declares it), or "-"."""
-    request = environ.get("werkzeug.request")
-    rule = getattr(request, "url_rule", None)
-    pattern = getattr(rule, "rule", None)
+    pattern = environ.get(ROUTE_KEY)
     return pattern if isinstance(pattern, str) else "-"
 
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import RequestTimeout
 
+from portal.logs import ROUTE_KEY
+
 if TYPE_CHECKING:
     from flask import Flask
 
@@ -101,7 +103,17 @@ def build(site: str) -> Hardened:
 
     if site not in SITES:
         raise ValueError(f"unknown site {site!r}")
-    return Hardened(create_app(site))
+    app = create_app(site)
+    app.teardown_request(_note_route)
+    return Hardened(app)
+
+
+def _note_route(_error: BaseException | None) -> None:
+    """Leave the pattern of the route that answered where the access log can read it."""
+    from flask import request
+
+    rule = request.url_rule
+    request.environ[ROUTE_KEY] = rule.rule if rule is not None else "-"
 
 
 def __getattr__(name: str) -> Hardened:
