@@ -7,20 +7,30 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal import bundle, db, exporting, retention
 from portal.config import ConfigError, load_config
-from portal.services import Services, ensure_secret, load
+from portal.services import Services, ensure_secret, load, read_team_key
 
 
-def _services() -> Services:
+@contextmanager
+def _services() -> Iterator[Services]:
     try:
-        return load(load_config(os.environ))
+        services = load(load_config(os.environ))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        yield services
+    finally:
+        # Connections are closed when the command ends, not whenever they are collected.
+        services.engine.dispose()
 
 
 @click.command()
@@ -29,14 +39,23 @@ def init() -> None:
     interrupted uploads."""
     try:
         config = load_config(os.environ)
+        # The key first: a deployment that cannot start gets no data folder either.
+        read_team_key(config.team_public_key)
         made = ensure_secret(config)
-        load(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    db.upgrade(config.database_url)
-    services = load(config)
-    services.store.ensure()
-    removed = retention.sweep(services)
+    except OSError as exc:
+        raise click.ClickException(f"The data folder cannot be set up: {exc}.") from exc
+    try:
+        db.upgrade(config.database_url)
+    except SQLAlchemyError as exc:
+        where = make_url(config.database_url).render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"The database {where} cannot be reached or migrated: {type(exc).__name__}."
+        ) from exc
+    with _services() as services:
+        services.store.ensure()
+        removed = retention.sweep(services)
     click.echo(f"Data folder: {config.data_dir}" + (" (new secret made)" if made else ""))
     click.echo("Database: up to date.")
     if removed:
@@ -54,12 +73,11 @@ def init() -> None:
 @click.option("--all", "everything", is_flag=True, help="Include submissions exported before.")
 def export(out: Path, everything: bool) -> None:
     """Write a bundle of the submissions not yet exported, and mark them exported."""
-    services = _services()
     if out.exists():
         raise click.ClickException(f"{out} exists; choose a new file name.")
     if not out.parent.is_dir():
         raise click.ClickException(f"The folder {out.parent} does not exist.")
-    with services.sessions() as session:
+    with _services() as services, services.sessions() as session:
         chosen = (exporting.all_exportable if everything else exporting.pending)(session)
         # A name of its own, so that an earlier export that was interrupted is no obstacle.
         partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
@@ -94,14 +112,14 @@ def _fsync_dir(folder: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
 def purge(dry_run: bool) -> None:
     """Delete submissions past their retention date (run daily by a timer)."""
-    services = _services()
-    with services.sessions() as session:
-        due = retention.due(services, session)
-        if dry_run:
-            click.echo(f"{len(due)} submission(s) would be deleted.")
-            return
-        retention.delete(services, session, due)
-    removed = retention.sweep_stale(services)
+    with _services() as services:
+        with services.sessions() as session:
+            due = retention.due(services, session)
+            if dry_run:
+                click.echo(f"{len(due)} submission(s) would be deleted.")
+                return
+            retention.delete(services, session, due)
+        removed = retention.sweep_stale(services)
     click.echo(
         f"Deleted {len(due)} submission(s) past retention"
         + (f" and {removed} abandoned upload(s)." if removed else ".")
