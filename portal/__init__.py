@@ -97,9 +97,9 @@ def _check_hosts(app: Flask, config: Config) -> None:
     rate limit and no session: it gets a short plain answer that says nothing about the site.
     The port is ignored; a Host header that is not a plain name (and port) is refused.
     """
-    import re  # noqa: PLC0415
+    import re
 
-    from portal.headers import PLAIN_HEADERS  # noqa: PLC0415
+    from portal.headers import PLAIN_HEADERS
 
     allowed = set(config.hostnames)
     if config.demo:

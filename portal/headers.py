@@ -1,29 +1,33 @@
 """Security headers on every response, set by the app so that they hold behind any proxy.
 
 The Content-Security-Policy is built per page: `default-src 'none'` and then only what that
-page uses. Every page links the style sheet and may hold a form posting to the site itself;
-a view that loads the sealing script calls `allow_script()`, which also lets the script send
-its upload. Responses made outside Flask (a refused host name, a malformed request) carry
-`PLAIN_HEADERS`, whose policy allows nothing at all.
+page uses. A page may hold a form posting to the site itself; a page that links the style
+sheet may load it (the page's HTML says so); a view that loads the sealing script calls
+`allow_script()`, which also lets the script send its upload. Scripts are never allowed by
+looking at the page, so that markup slipped into a page cannot allow one. Responses made
+outside Flask (a refused host name, a malformed request) carry `PLAIN_HEADERS`, whose policy
+allows nothing at all.
 """
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 from flask import Flask, Response, g, request
 
 BASE_POLICY: dict[str, str] = {
     "default-src": "'none'",
-    "style-src": "'self'",
     "form-action": "'self'",
     "frame-ancestors": "'none'",
     "base-uri": "'none'",
 }
+STYLE_POLICY: dict[str, str] = {"style-src": "'self'"}
 SCRIPT_POLICY: dict[str, str] = {
     "script-src": "'self'",
     "connect-src": "'self'",
 }
+STYLESHEET = re.compile(rb"<link\b[^>]*\brel=\"?stylesheet\b", re.IGNORECASE)
 # For a response that is not a page of the site: nothing may load, submit or frame it.
 PLAIN_POLICY = "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
@@ -94,9 +98,17 @@ def allow_script() -> None:
     g.csp_script = True
 
 
-def policy() -> str:
+def _links_stylesheet(response: Response) -> bool:
+    if response.mimetype != "text/html" or response.is_streamed:
+        return False
+    return STYLESHEET.search(response.get_data()) is not None
+
+
+def policy(response: Response) -> str:
     """The Content-Security-Policy of the current page."""
     directives = dict(BASE_POLICY)
+    if _links_stylesheet(response):
+        directives.update(STYLE_POLICY)
     if g.get("csp_script"):
         directives.update(SCRIPT_POLICY)
     return "; ".join(f"{name} {value}" for name, value in directives.items())
@@ -107,7 +119,7 @@ def init_app(app: Flask, onion_location: str | None = None) -> None:
 
     @app.after_request
     def _secure(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = policy()
+        response.headers["Content-Security-Policy"] = policy(response)
         for name, value in HEADERS.items():
             response.headers[name] = value
         # Only a visit over the clearnet needs telling where the onion service is.
