@@ -1,0 +1,272 @@
+"""Flood protection that works when every request comes from the same Tor daemon.
+
+Limits are keyed on what they protect, never on an address: a burst of reports uses up the
+report budget and only it, so a person with a receipt can still look up their case. With
+several gunicorn workers the counts live in Redis (`PORTAL_TEST_REDIS_URL`, set by CI), and
+the workers share them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from conftest import MINIMAL_REPORT, REDIS_URL, csrf_token, receipt_of
+from flask import Flask
+from flask.testing import FlaskClient
+from servers import Served, csrf, deployment
+from werkzeug.test import TestResponse
+
+from portal import create_app, limits, schema
+
+BURST = 200
+
+
+@contextmanager
+def limited_site(
+    initialised: dict[str, str], name: str = "public", **overrides: str
+) -> Iterator[Flask]:
+    """A site with rate limits on (the shared fixtures turn them off)."""
+    app = create_app(name, {**initialised, **overrides})
+    app.config.update(TESTING=True, RATELIMIT_ENABLED=True)
+    try:
+        yield app
+    finally:
+        # No limiter.reset() here: on Redis it would clear every deployment's counts.
+        app.extensions["portal"].engine.dispose()
+
+
+def report(client: FlaskClient, token: str, **fields: str) -> TestResponse:
+    """Post the report form without JavaScript."""
+    return client.post("/en/submit", data={**MINIMAL_REPORT, "csrf_token": token, **fields})
+
+
+def test_a_burst_of_reports_is_limited_and_a_follow_up_still_works(
+    initialised: dict[str, str],
+) -> None:
+    with limited_site(initialised, PORTAL_REPORT_RATE_LIMIT="10 per minute") as app:
+        client = app.test_client()
+        token = csrf_token(client)
+        typed = "Summoned by the security services after the session in Geneva."
+        answers = [report(client, token, description=typed) for _ in range(BURST)]
+        statuses = Counter(answer.status_code for answer in answers)
+        assert statuses == {200: 10, 429: BURST - 10}
+        limited = answers[-1].get_data(as_text=True)
+        # Calm, says to try again later, and keeps what was typed.
+        assert "Please wait a few minutes and send it again" in limited
+        assert typed in limited
+        assert "Traceback" not in limited
+        # The sealed way in shares the report budget.
+        sealed = client.post("/en/submit/sealed", data={"csrf_token": token, "file_count": "0"})
+        assert sealed.status_code == 429
+        # Looking up a case has its own budget.
+        receipt = receipt_of(answers[0].get_data(as_text=True))
+        case = client.post(
+            "/en/follow-up",
+            data={"receipt": receipt, "csrf_token": csrf_token(client, "/en/follow-up")},
+        )
+        assert case.status_code == 200
+        assert "receipt" in case.get_data(as_text=True)
+
+
+def test_receipt_lookups_have_their_own_budget(initialised: dict[str, str]) -> None:
+    with limited_site(initialised, PORTAL_FOLLOW_UP_RATE_LIMIT="3 per minute") as app:
+        client = app.test_client()
+        token = csrf_token(client, "/en/follow-up")
+        lookups = [
+            client.post("/en/follow-up", data={"receipt": "1" * 25, "csrf_token": token})
+            for _ in range(5)
+        ]
+        assert [answer.status_code for answer in lookups] == [400, 400, 400, 429, 429]
+        assert "try again" in lookups[-1].get_data(as_text=True)
+        assert report(client, csrf_token(client)).status_code == 200
+
+
+def test_sign_ins_are_limited_per_account(initialised: dict[str, str]) -> None:
+    with limited_site(initialised, "staff", PORTAL_LOGIN_RATE_LIMIT="3 per minute") as app:
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token
+
+        def sign_in(name: str) -> int:
+            return client.post(
+                "/login",
+                data={
+                    "name": name,
+                    "passphrase": "wrong words",
+                    "code": "000000",
+                    "csrf_token": token.group(1),
+                },
+            ).status_code
+
+        assert [sign_in("amina") for _ in range(4)] == [401, 401, 401, 429]
+        assert sign_in(" AMINA ") == 429  # the same account, however it is typed
+        assert sign_in("omar") == 401
+
+
+def test_limits_are_off_when_an_application_says_so_and_count_per_application(
+    initialised: dict[str, str],
+) -> None:
+    with (
+        limited_site(initialised, PORTAL_REPORT_RATE_LIMIT="1 per minute") as first,
+        limited_site(initialised, PORTAL_REPORT_RATE_LIMIT="1 per minute") as second,
+    ):
+        a, b = first.test_client(), second.test_client()
+        token_a, token_b = csrf_token(a), csrf_token(b)
+        assert report(a, token_a).status_code == 200
+        assert report(a, token_a).status_code == 429
+        assert report(b, token_b).status_code == 200
+        first.config["RATELIMIT_ENABLED"] = False
+        assert report(a, token_a).status_code == 200
+
+
+def test_the_honeypot_and_the_storage_quota(initialised: dict[str, str]) -> None:
+    with limited_site(initialised, PORTAL_STORAGE_QUOTA_BYTES="20000") as app:
+        client = app.test_client()
+        token = csrf_token(client)
+        dropped = report(client, token, **{schema.HONEYPOT: "http://spam.example"})
+        assert dropped.status_code == 200
+        assert "receipt-number" not in dropped.get_data(as_text=True)
+        assert report(client, token).status_code == 200
+        full = report(client, token, description="x" * 30000)
+        assert full.status_code == 503
+        assert "temporarily unable" in full.get_data(as_text=True).lower()
+
+
+def test_key_functions_never_use_the_address(staff_app: Flask) -> None:
+    whole = limits.whole_site("report")
+    by_account = limits.account()
+    by_session = limits.session_key("follow-up")
+    keys = []
+    for address in ("127.0.0.1", "10.0.0.9"):
+        with staff_app.test_request_context(
+            "/login",
+            method="POST",
+            data={"name": " Amina "},
+            environ_base={"REMOTE_ADDR": address},
+        ):
+            keys.append((whole(), by_account(), by_session()))
+    assert keys[0] == keys[1]
+    assert keys[0][0] == "report"
+    assert "amina" not in keys[0][1]  # what was typed is not kept, only its digest
+    with staff_app.test_request_context("/login", method="POST", data={"name": "amina"}):
+        assert by_account() == keys[0][1]
+
+
+def test_each_installation_and_site_counts_under_its_own_prefix() -> None:
+    one, two = b"\x01" * 32, b"\x02" * 32
+    assert limits.key_prefix("public", one) != limits.key_prefix("public", two)
+    assert limits.key_prefix("public", one) != limits.key_prefix("staff", one)
+    assert limits.key_prefix("public", one).startswith("portal-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Redis, and several gunicorn workers
+
+
+needs_redis = pytest.mark.skipif(not REDIS_URL, reason="PORTAL_TEST_REDIS_URL is not set")
+
+
+def installation_prefix(data_dir: Path, site: str = "public") -> str:
+    """The rate-limit key prefix of a deployment's site."""
+    secret = bytes.fromhex((data_dir / "secret.key").read_text().strip())
+    return limits.key_prefix(site, secret)
+
+
+def forget_keys(prefix: str) -> None:
+    """Delete this deployment's keys from the test Redis server, and no one else's."""
+    import redis
+
+    server = redis.Redis.from_url(REDIS_URL)
+    try:
+        for key in server.scan_iter(match=f"*{prefix}*"):
+            server.delete(key)
+    finally:
+        server.close()
+
+
+@needs_redis
+def test_counts_live_in_redis_under_the_installations_prefix(
+    initialised: dict[str, str],
+) -> None:
+    import redis
+
+    prefix = installation_prefix(Path(initialised["PORTAL_DATA_DIR"]))
+    try:
+        with limited_site(
+            initialised,
+            PORTAL_RATELIMIT_STORAGE_URI=REDIS_URL,
+            PORTAL_REPORT_RATE_LIMIT="2 per minute",
+        ) as app:
+            client = app.test_client()
+            token = csrf_token(client)
+            assert [report(client, token).status_code for _ in range(3)] == [200, 200, 429]
+        server = redis.Redis.from_url(REDIS_URL)
+        try:
+            assert list(server.scan_iter(match=f"*{prefix}*"))
+        finally:
+            server.close()
+    finally:
+        forget_keys(prefix)
+
+
+def burst_through(served: Served, count: int) -> Counter[int]:
+    """`count` reports at once, from one client, through a real server; statuses counted."""
+    token, cookie = csrf(served)
+    body = urlencode({**MINIMAL_REPORT, "csrf_token": token}).encode()
+    headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+    with ThreadPoolExecutor(16) as pool:
+        statuses = pool.map(
+            lambda _: served.request("POST", "/en/submit", headers=headers, body=body).status,
+            range(count),
+        )
+        return Counter(statuses)
+
+
+@needs_redis
+def test_two_workers_sharing_redis_hold_one_limit_and_a_follow_up_still_works(
+    tmp_path: Path,
+) -> None:
+    env = deployment(
+        tmp_path, PORTAL_RATELIMIT_STORAGE_URI=REDIS_URL, PORTAL_REPORT_RATE_LIMIT="20 per minute"
+    )
+    prefix = installation_prefix(Path(env["PORTAL_DATA_DIR"]))
+    served = Served(
+        tmp_path, env, ["--workers", "2", "--access-log", str(tmp_path / "access.log")]
+    ).start()
+    try:
+        token, cookie = csrf(served)
+        headers = {"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"}
+        first = served.request(
+            "POST",
+            "/en/submit",
+            headers=headers,
+            body=urlencode({**MINIMAL_REPORT, "csrf_token": token}).encode(),
+        )
+        assert first.status == 200
+        statuses = burst_through(served, BURST)
+        assert statuses == {200: 19, 429: BURST - 19}
+        lookup = served.request(
+            "POST",
+            "/en/follow-up",
+            headers=headers,
+            body=urlencode({"receipt": receipt_of(first.text), "csrf_token": token}).encode(),
+        )
+        assert lookup.status == 200
+    finally:
+        served.stop()
+        forget_keys(prefix)
+    # Both workers answered: the limit held across processes, not inside one.
+    workers = set(
+        re.findall(
+            r"portal\.access\[(\d+)\]: POST /<lang>/submit 200", served.access_log.read_text()
+        )
+    )
+    assert len(workers) == 2
