@@ -1305,9 +1305,14 @@ def serve_wsgi(app: Callable[..., Iterable[bytes]], host: str = "127.0.0.1") -> 
 
 
 def screenshot_dir(name: str) -> Path:
-    """A folder for a test's screenshots under test-artifacts/screenshots/ (ignored by git)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "unnamed"
-    folder = REPOSITORY_ROOT / "test-artifacts" / "screenshots" / safe
+    """A folder for screenshots at test-artifacts/screenshots/<name> (ignored by git).
+
+    Slashes in name make subfolders; anything else outside [A-Za-z0-9._-] (a pytest node id's
+    brackets, say) becomes "_", so the folder always stays under test-artifacts/screenshots/.
+    """
+    parts = [re.sub(r"[^A-Za-z0-9._-]+", "_", part).strip("._") for part in name.split("/")]
+    folder = REPOSITORY_ROOT / "test-artifacts" / "screenshots"
+    folder = folder.joinpath(*[part for part in parts if part] or ["unnamed"])
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

@@ -219,6 +219,14 @@ def axe_path() -> Path:
 # --- Without a browser --------------------------------------------------------------------------
 
 
+def test_screenshot_dir_stays_under_test_artifacts() -> None:
+    """Slashes make subfolders; nothing leads out of test-artifacts/screenshots."""
+    root = screenshot_dir("harness").parent
+    assert root.parts[-2:] == ("test-artifacts", "screenshots")
+    assert screenshot_dir("harness/firefox-safer") == root / "harness" / "firefox-safer"
+    assert screenshot_dir("../../etc/x[1]") == root / "etc" / "x_1"
+
+
 def test_level_prefs_build_on_each_other(tmp_path: Path) -> None:
     """Safest holds every Safer pref; a SOCKS proxy takes loopback too; user.js is valid."""
     safer, safest = SECURITY_LEVEL_PREFS["safer"], SECURITY_LEVEL_PREFS["safest"]
