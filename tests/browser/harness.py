@@ -922,8 +922,8 @@ class Chromium:
 
 # --- Accessibility: axe-core ------------------------------------------------------------------
 
-# A CDP session per page that had scripts turned on for an audit; it must outlive the audit,
-# because a session that detaches resets script execution to enabled.
+# The CDP session through which an audit turned a no-JS page's scripts on and off again, kept
+# for that page's next audits (Playwright's own session is not reachable from here).
 _SCRIPT_SWITCHES: weakref.WeakKeyDictionary[Any, CDPSession] = weakref.WeakKeyDictionary()
 
 
