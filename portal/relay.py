@@ -16,20 +16,16 @@ import mimetypes
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import BinaryIO, cast
 
 from portal import bundle, crypto, envelope, schema
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
-
 ID_BYTES = 10  # 80 bits: 16 base32 characters
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
-READ_BLOCK = 1024 * 1024
 # USTAR records sizes in 11 octal digits; the bundle format uses plain USTAR headers.
 MAX_BLOB_BYTES = 8**11 - 1
 CASE_KEYS = frozenset({"fields", "files", "locale"})
@@ -242,66 +238,81 @@ def load_csv(path: Path, default_locale: str) -> list[Case]:
 # Sealing
 
 
-class _EncryptingReader(io.RawIOBase):
-    """Reads as the blob of a file: the file is encrypted while the bundle is written."""
+class _EncryptedBlob:
+    """Reads as the blob of a file, encrypting one chunk as the bundle writer asks for it.
+
+    A chunk is encrypted once the next one has been read, since only then is it known whether
+    it is the last. A file that grows or shrinks while it is read is refused, never sealed
+    with a size that does not match its blob.
+    """
 
     def __init__(self, path: Path, key: bytes, size: int, progress: Progress | None) -> None:
-        super().__init__()
         self._path = path
         self._source = path.open("rb")
-        self._sink = io.BytesIO()
-        self._writer = crypto.BlobWriter(cast(BinaryIO, self._sink), key)
-        self._pending = bytearray()
+        self._key = key
         self._expected = size
         self._progress = progress
+        self._chunks = self._encrypted()
+        self._pending = b""
 
-    def readable(self) -> bool:
-        """A blob is read, never written."""
-        return True
+    def _read_chunk(self) -> bytes:
+        parts, wanted = [], crypto.CHUNK_SIZE
+        while wanted and (data := self._source.read(wanted)):
+            parts.append(data)
+            wanted -= len(data)
+        return b"".join(parts)
 
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        """Fill `buffer` with the next bytes of the blob; 0 at its end."""
-        while not self._pending and not self._writer.closed:
-            self._fill()
-        view = memoryview(buffer).cast("B")
-        count = min(len(view), len(self._pending))
-        view[:count] = self._pending[:count]
-        del self._pending[:count]
-        return count
-
-    def _fill(self) -> None:
-        data = self._source.read(READ_BLOCK)
-        if data:
-            self._writer.write(data)
+    def _encrypted(self) -> Iterator[bytes]:
+        index, total = 0, 0
+        current = self._read_chunk()
+        while True:
+            following = self._read_chunk() if len(current) == crypto.CHUNK_SIZE else b""
+            last = not following
+            total += len(current)
+            if total > self._expected or (last and total != self._expected):
+                raise SealError(f"{self._path} changed while it was being sealed; seal it again.")
+            padded = current.ljust(crypto.CHUNK_SIZE, b"\0") if last else current
+            yield crypto.encrypt_chunk(padded, self._key, index, last)
             if self._progress is not None:
-                self._progress(len(data))
-        else:
-            self._writer.close()
-        if self._writer.size > self._expected or (
-            self._writer.closed and self._writer.size != self._expected
-        ):
-            raise SealError(f"{self._path} changed while it was being sealed; seal it again.")
-        self._pending += self._sink.getvalue()
-        self._sink.seek(0)
-        self._sink.truncate()
+                self._progress(len(current))
+            if last:
+                return
+            current, index = following, index + 1
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes of the blob (at most one sealed chunk); empty at its end."""
+        if not self._pending:
+            self._pending = next(self._chunks, b"")
+        if 0 <= size < len(self._pending):
+            data, self._pending = self._pending[:size], self._pending[size:]
+            return data
+        data, self._pending = self._pending, b""
+        return data
 
     def close(self) -> None:
         """Close the file being sealed."""
         self._source.close()
-        super().close()
+
+    def __enter__(self) -> _EncryptedBlob:
+        """Used by the bundle writer as a context manager."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the file on leaving the block."""
+        self.close()
 
 
 def _blob_member(
     name: str, path: Path, entry: envelope.FileEntry, progress: Progress | None
 ) -> bundle.Member:
     def opener() -> BinaryIO:
-        raw = _EncryptingReader(path, entry.key, entry.size, progress)
-        return cast(BinaryIO, io.BufferedReader(raw, READ_BLOCK))
+        return cast(BinaryIO, _EncryptedBlob(path, entry.key, entry.size, progress))
 
     return bundle.Member(name, crypto.blob_length(entry.size), opener)
 
 
 def bytes_member(name: str, data: bytes) -> bundle.Member:
+    """A bundle member held in memory (a sealed manifest)."""
     return bundle.Member(name, len(data), lambda: cast(BinaryIO, io.BytesIO(data)))
 
 

@@ -361,17 +361,17 @@ def test_a_file_that_changes_while_sealing_leaves_nothing(
     log = tmp_path / "growing.log"
     log.write_bytes(bytes(100))
     case = relay.make_case(REQUIRED_FIELDS, [log], "en", "test")
-    fill = relay._EncryptingReader._fill
+    read_chunk = relay._EncryptedBlob._read_chunk
 
-    def change_then_fill(self: relay._EncryptingReader) -> None:
+    def change_then_read(self: relay._EncryptedBlob) -> bytes:
         if change is None:
             log.write_bytes(b"")  # shrinks under the open handle
         else:
             with log.open("ab") as handle:
                 handle.write(change)
-        fill(self)
+        return read_chunk(self)
 
-    monkeypatch.setattr(relay._EncryptingReader, "_fill", change_then_fill)
+    monkeypatch.setattr(relay._EncryptedBlob, "_read_chunk", change_then_read)
     with pytest.raises((relay.SealError, bundle.BundleError)):
         relay.seal_case(case, crypto.load_public_key(public_path), tmp_path / "c.sealed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["growing.log", "team.pub"]
