@@ -20,7 +20,15 @@ from flask import Flask
 
 from portal import SCRIPT, create_app
 
-from .harness import REPOSITORY_ROOT, BodyRecorder, Chromium, Firefox, browser_unavailable, launch
+from .harness import (
+    REPOSITORY_ROOT,
+    BodyRecorder,
+    Chromium,
+    Firefox,
+    browser_unavailable,
+    launch,
+    serve_wsgi,
+)
 
 # The levels the tests name, and the harness's browser for each. Firefox ESR stands in for Tor
 # Browser at its three levels. Chromium has no Safer level (no pref turns its JIT and
@@ -85,8 +93,6 @@ class LiveSite:
 @pytest.fixture
 def live_site(initialised: dict[str, str], sealing_script: Path) -> Iterator[LiveSite]:
     """The test deployment's public site on 127.0.0.1, recording every raw request body."""
-    from .harness import serve_wsgi
-
     env = {**initialised, "PORTAL_DEMO": "1"}
     # Made after the script is built: the page's integrity hash is read when the app is made.
     app = create_app("public", env)
