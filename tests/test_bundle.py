@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -215,3 +216,32 @@ def test_missing_members_and_bad_lengths() -> None:
     data = raw_tar({"sub1/manifest.sealed": SEALED_MANIFEST, "sub1/files/0.blob": b"x"}, index(e))
     with bundle.read_bytes(data) as reader, pytest.raises(envelope.EnvelopeError, match="chunks"):
         reader.check_structure()
+
+
+def test_members_of_a_bundle_file_read_the_same_as_through_tarfile(tmp_path: Path) -> None:
+    blob = bytes(range(256)) * 600
+    e = entry()
+    path = tmp_path / "b.tar"
+    with path.open("wb") as out:
+        bundle.write(out, [e], [member("sub1/manifest.sealed", SEALED_MANIFEST),
+                                member("sub1/files/0.blob", blob)])  # fmt: skip
+    with bundle.Reader(path) as reader, reader.open(bundle.blob_name("sub1", 0)) as handle:
+        assert handle.read(10) == blob[:10]
+        assert handle.read(0) == b""
+        buffer = bytearray(1000)
+        assert handle.readinto(buffer) == 1000  # type: ignore[attr-defined]
+        assert bytes(buffer) == blob[10:1010]
+        assert handle.read() == blob[1010:]
+        assert handle.read(5) == b""
+    with bundle.Reader(path) as reader, reader.open(bundle.manifest_name("sub1")) as handle:
+        assert handle.read() == SEALED_MANIFEST
+
+
+def test_a_member_cut_short_on_disk_raises_tarfiles_error(tmp_path: Path) -> None:
+    path = tmp_path / "b.tar"
+    path.write_bytes(written([entry()]))
+    with bundle.Reader(path) as reader:
+        # The file loses its end after the headers were read: as when a copy is still running.
+        os.truncate(path, reader.size(bundle.INDEX_NAME) + 3 * bundle.BLOCK + 100)
+        with reader.open(bundle.blob_name("sub1", 0)) as handle, pytest.raises(tarfile.ReadError):
+            handle.read()
