@@ -289,9 +289,28 @@ function enhance(form) {
   });
 }
 
+/**
+ * On the key page: show the fingerprint of the key this script seals to, computed here from
+ * the key itself, so a person can compare it with the one the server printed and with the one
+ * published elsewhere.
+ */
+function showSealingFingerprint() {
+  const source = byId('team-key');
+  const target = byId('script-fingerprint');
+  const line = byId('script-fingerprint-line');
+  if (!source || !target || !line) return;
+  try {
+    target.textContent = fingerprint(parsePublicKey(source.dataset.teamKey || ''));
+    line.hidden = false;
+  } catch {
+    // A key that does not parse is one the forms will not seal to either: show nothing.
+  }
+}
+
 /** Find the portal's forms on the page and enhance each; guard the language links. */
 function start() {
   guardLanguageLinks(document);
+  showSealingFingerprint();
   for (const id of ['report-form', 'followup-form']) {
     const form = byId(id);
     if (form instanceof HTMLFormElement) enhance(form);
