@@ -50,6 +50,9 @@ SAFE_TEMPLATES = frozenset(
         "Worker (pid:%s) was sent %s! Perhaps out of memory?",
         "Ignoring unknown signal: %s",
         "Unhandled signal: %s",
+        "Connection in use: %s",
+        "Invalid address: %s",
+        "Can't connect to %s",
     }
 )
 
@@ -64,6 +67,7 @@ SAFE_LITERALS = frozenset(
         "Master has been promoted.",
         "Autorestarting worker after current request.",
         "Control socket disabled",
+        "Retrying in 1 second.",
         "Error handling request",
         "Error handling request (no URI read)",
         "Socket error processing request.",

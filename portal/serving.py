@@ -390,6 +390,10 @@ def run_site(options: SiteOptions) -> None:
 def main(argv: Sequence[str]) -> int:
     """`python -m portal.serving SITE OPTIONS PARENT`: what `portal serve` starts per site."""
     options = SiteOptions.from_json(argv[2])
+    # A shell may start `portal serve` with INT ignored, and children inherit that: until
+    # gunicorn installs its own handlers, INT and TERM stop a site that is still starting.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(int(argv[3]))
     run_site(options)
     return 0
