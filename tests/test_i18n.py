@@ -426,7 +426,7 @@ def test_receipts_and_fingerprints_stay_ascii_digits_left_to_right(
     assert re.search(r'<p class="receipt-number" dir="ltr" translate="no"><code>', page)
     for path in ("/", "/key"):
         codes = re.findall(
-            r'<code class="fingerprint" dir="ltr"[^>]*>([^<]*)</code>',
+            r'<code class="fingerprint" dir="ltr" translate="no"[^>]*>([^<]*)</code>',
             client.get(f"/{lang}{path}").get_data(as_text=True),
         )
         assert codes, path
