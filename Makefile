@@ -8,10 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 BUNDLE := static/portal.js
+CATALOGUES := $(wildcard portal/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGUES:.po=.mo)
 # Debian packages the browser and onion tests drive; installed only when running as root.
 SYSTEM_PACKAGES := tor firefox-esr chromium fonts-noto-core fonts-noto-cjk
 
-.PHONY: help setup system-deps lint format test test-python test-js bench run clean
+.PHONY: help setup system-deps lint format test test-python test-js bench run clean translations
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,7 +31,17 @@ $(NODE_STAMP): package.json package-lock.json
 $(BUNDLE): $(NODE_STAMP) $(wildcard js/*.js)
 	npm run --silent build
 
-setup: system-deps $(STAMP) $(BUNDLE) ## Install everything the portal and its tests need
+portal/translations/%/LC_MESSAGES/messages.mo: portal/translations/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -l $* -i $< -o $@
+
+setup: system-deps $(STAMP) $(BUNDLE) $(COMPILED) ## Install everything the portal and its tests need
+
+translations: $(STAMP) ## Re-extract the public site's texts into the six catalogues (then translate)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ --add-location=file -c TRANSLATORS: -w 100 \
+		--project="Reprisals portal" --copyright-holder="the reprisals portal's authors" \
+		-o portal/translations/messages.pot .
+	$(BIN)/pybabel update -i portal/translations/messages.pot -d portal/translations -w 100 \
+		--previous --ignore-obsolete
 
 system-deps: ## Install tor, Firefox ESR and Chromium from Debian when running as root
 	@missing=""; \
@@ -66,4 +78,4 @@ run: setup ## Set up a demo (demo key, demo staff account) and serve both sites 
 	$(BIN)/python -m portal.demo
 
 clean: ## Remove build output and local state (not keys)
-	rm -rf $(VENV) node_modules $(BUNDLE) instance .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) node_modules $(BUNDLE) $(COMPILED) instance .pytest_cache .mypy_cache .ruff_cache test-artifacts
