@@ -307,9 +307,23 @@ function showSealingFingerprint() {
   }
 }
 
+/**
+ * "Leave quickly" replaces this page in the tab's history, so that the Back button does not
+ * bring a filled form back into view. Without the script it is an ordinary link.
+ */
+function leaveWithoutHistory() {
+  for (const link of document.querySelectorAll('a.leave')) {
+    link.addEventListener('click', (event) => {
+      event.preventDefault();
+      window.location.replace(link.href);
+    });
+  }
+}
+
 /** Find the portal's forms on the page and enhance each; guard the language links. */
 function start() {
   guardLanguageLinks(document);
+  leaveWithoutHistory();
   showSealingFingerprint();
   for (const id of ['report-form', 'followup-form']) {
     const form = byId(id);
