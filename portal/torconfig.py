@@ -137,11 +137,14 @@ def _unb32(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class ClientKey:
-    """One person's client authorisation key pair, in Tor's base32."""
+    """One person's client authorisation key pair, in Tor's base32.
+
+    `private` is None once the private half was handed over and deleted from the server.
+    """
 
     name: str
     public: str
-    private: str
+    private: str | None
 
     @classmethod
     def generate(cls, name: str) -> ClientKey:
@@ -158,12 +161,22 @@ class ClientKey:
             raise TorConfigError(f"The stored key of {name} is damaged: {exc}.") from exc
         return cls(name, _b32(bytes(secret.public_key)), private.strip().upper())
 
+    @classmethod
+    def from_auth(cls, name: str, line: str) -> ClientKey:
+        """The public half alone, from an `authorized_clients/NAME.auth` file."""
+        found = re.fullmatch(r"descriptor:x25519:([A-Z2-7]{52})", line.strip())
+        if found is None:
+            raise TorConfigError(f"The stored public key of {name} is damaged.")
+        return cls(name, found.group(1), None)
+
     def auth(self) -> str:
         """The line of `authorized_clients/NAME.auth` on the server."""
         return f"descriptor:x25519:{self.public}\n"
 
     def auth_private(self, onion: str) -> str:
         """The line of `NAME.auth_private` for a tor client's ClientOnionAuthDir."""
+        if self.private is None:
+            raise TorConfigError(f"The private key of {self.name} is no longer kept here.")
         return f"{onion.removesuffix('.onion')}:descriptor:x25519:{self.private}\n"
 
 
@@ -210,8 +223,10 @@ def client_keys(
     """Keep one key pair per name in `folder` (made when missing or in `renew`).
 
     Writes `NAME.key` (the private half, for Tor Browser), `authorized_clients/NAME.auth` and,
-    when the staff site's onion address is known, `NAME.auth_private`. Keys of names no longer
-    listed are deleted. Returns the keys and the names whose keys were removed.
+    when the staff site's onion address is known, `NAME.auth_private`. Once a person has their
+    key, `NAME.key` and `NAME.auth_private` may be deleted: the public half alone keeps their
+    access. Keys of names no longer listed are deleted. Returns the keys and the names whose
+    keys were removed.
     """
     renew = set(renew)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -220,26 +235,28 @@ def client_keys(
     authorised.mkdir(mode=0o700, exist_ok=True)
     keys = []
     for name in names:
-        stored = folder / f"{name}.key"
-        if stored.exists() and name not in renew:
+        stored, public = folder / f"{name}.key", authorised / f"{name}.auth"
+        if name in renew or not (stored.exists() or public.exists()):
+            key = ClientKey.generate(name)
+            _write(stored, f"{key.private}\n")
+            (folder / f"{name}.auth_private").unlink(missing_ok=True)
+        elif stored.exists():
             key = ClientKey.from_private(name, stored.read_text(encoding="ascii"))
         else:
-            key = ClientKey.generate(name)
-            _write(stored, key.private + "\n")
-        _write(authorised / f"{name}.auth", key.auth())
-        if onion is not None:
+            key = ClientKey.from_auth(name, public.read_text(encoding="ascii"))
+        _write(public, key.auth())
+        if onion is not None and key.private is not None:
             _write(folder / f"{name}.auth_private", key.auth_private(onion))
         keys.append(key)
-    removed = []
-    for stale in sorted(folder.glob("*.key")):
-        if stale.stem not in names:
-            removed.append(stale.stem)
-            for path in (
-                stale,
-                folder / f"{stale.stem}.auth_private",
-                authorised / f"{stale.stem}.auth",
-            ):
-                path.unlink(missing_ok=True)
+    kept = {p.stem for p in folder.glob("*.key")} | {p.stem for p in authorised.glob("*.auth")}
+    removed = sorted(kept - set(names))
+    for name in removed:
+        for path in (
+            folder / f"{name}.key",
+            folder / f"{name}.auth_private",
+            authorised / f"{name}.auth",
+        ):
+            path.unlink(missing_ok=True)
     return keys, removed
 
 

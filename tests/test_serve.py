@@ -87,6 +87,21 @@ def test_it_refuses_to_start_before_portal_init(tmp_path: Path) -> None:
     assert "run `portal init` first" in result.output
 
 
+def test_the_start_up_sweep_can_be_left_to_one_server_of_several(
+    initialised: dict[str, str],
+) -> None:
+    from portal.cli.deploy import _prepare
+    from portal.config import load_config
+
+    config = load_config(initialised)
+    leftover = config.blob_dir / ".incoming" / "another-servers-upload"
+    leftover.mkdir(parents=True)
+    assert _prepare(config, sweep=False) == 0
+    assert leftover.exists()
+    assert _prepare(config, sweep=True) == 1
+    assert not leftover.exists()
+
+
 def test_both_sites_answer_on_their_sockets_mode_0660(served: Served) -> None:
     public = served.request("GET", "/en/")
     staff = served.request("GET", "/login", site="staff")

@@ -285,6 +285,25 @@ def test_keys_are_kept_renewed_when_asked_and_removed_with_the_person(
     assert "Removed the keys of omar" in result.stderr
 
 
+def test_a_private_key_deleted_after_the_handover_keeps_that_persons_access(
+    layout: dict[str, str],
+) -> None:
+    clients = Path(layout["CLIENTS"])
+    assert run(layout, "--staff", "amina").exit_code == 0
+    public = (clients / "authorized_clients" / "amina.auth").read_text()
+    (clients / "amina.key").unlink()
+    result = run(layout, "--staff", "amina", "--staff-onion", onion_address())
+    assert result.exit_code == 0, result.output
+    assert (clients / "authorized_clients" / "amina.auth").read_text() == public
+    assert not (clients / "amina.key").exists()
+    assert not (clients / "amina.auth_private").exists()
+    assert "amina: (has their key; it is no longer kept here)" in result.stderr
+    renewed = run(layout, "--staff", "amina", "--new-key", "amina")
+    assert renewed.exit_code == 0
+    assert (clients / "authorized_clients" / "amina.auth").read_text() != public
+    assert (clients / "amina.key").exists()
+
+
 def test_installed_keys_are_exactly_those_listed(layout: dict[str, str]) -> None:
     assert run(layout, "--staff", "amina", "--staff", "omar", "--install-clients").exit_code == 0
     installed = Path(layout["TOR_DATA"]) / torconfig.STAFF_SERVICE / "authorized_clients"

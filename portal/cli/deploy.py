@@ -42,8 +42,9 @@ def _socket_dir(config: Config, socket_dir: Path | None) -> Path:
 # portal serve
 
 
-def _prepare(config: Config) -> int:
+def _prepare(config: Config, sweep: bool) -> int:
     """Check that the sites can start; clear what interrupted uploads left (return how many)."""
+    from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     from portal import retention, services
@@ -53,6 +54,10 @@ def _prepare(config: Config) -> int:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
+        if not sweep:
+            with state.sessions() as session:
+                session.execute(text("SELECT 1 FROM submissions LIMIT 1"))
+            return 0
         return retention.sweep(state)
     except SQLAlchemyError as exc:
         raise click.ClickException(
@@ -155,6 +160,12 @@ def _socket_folder(folder: Path) -> None:
     "error. Off by default.",
 )
 @click.option(
+    "--no-sweep",
+    is_flag=True,
+    help="Skip the start-up sweep of interrupted uploads: for several servers sharing one blob "
+    "store, where one server's sweep would remove another's uploads in progress.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -174,6 +185,7 @@ def serve(
     log_file: str | None,
     access_log: str | None,
     log_level: str,
+    no_sweep: bool,
 ) -> None:
     """Serve the public and the staff site with gunicorn, each on its own socket."""
     from portal import serving
@@ -187,7 +199,7 @@ def serve(
         raise click.UsageError("--port and --staff-port must differ.")
     config = _config(env)
     logging.config.dictConfig(logs.logconfig_dict(log_file, None, log_level))
-    removed = _prepare(config)
+    removed = _prepare(config, sweep=not no_sweep)
     if removed:
         click.echo(f"Removed {removed} leftover(s) of interrupted uploads.", err=True)
 
@@ -266,14 +278,17 @@ def _tell(keys: Sequence[ClientKey], onion: str | None, clients: Path) -> None:
     """What each person puts into Tor Browser."""
     where = f"http://{onion}/" if onion else "the staff site's onion address"
     click.echo(
-        "\nFor each person, in Tor Browser: open " + where + "; when Tor Browser asks "
-        "for a key to reach it, paste that person's key below and tick \"Remember this "
-        'key". Hand each key over in person or over an end-to-end encrypted channel; it '
-        "is also in " + str(clients) + "/NAME.key.",
+        f"\nFor each person, in Tor Browser: open {where}; when Tor Browser asks for a key "
+        'to reach it, paste that person\'s key below and tick "Remember this key". Hand each '
+        "key over in person or over an end-to-end encrypted channel. The keys are also in "
+        f"{clients}/NAME.key: delete each once its person has it (their access stays).",
         err=True,
     )
     for key in keys:
-        click.echo(f"  {key.name}: {key.private}", err=True)
+        if key.private is None:
+            click.echo(f"  {key.name}: (has their key; it is no longer kept here)", err=True)
+        else:
+            click.echo(f"  {key.name}: {key.private}", err=True)
 
 
 @click.command("tor-config")
