@@ -54,8 +54,13 @@ class LoginRefused(Exception):
     """Sign-in refused. `locked_until` is set when the account is locked (also when this very
     failure locked it); otherwise the name, passphrase or code was wrong, and nothing says which."""
 
-    def __init__(self, locked_until: datetime | None = None, *, was_locked: bool = False,
-                 member: StaffMember | None = None) -> None:
+    def __init__(
+        self,
+        locked_until: datetime | None = None,
+        *,
+        was_locked: bool = False,
+        member: StaffMember | None = None,
+    ) -> None:
         """Refuse, with the end of the lock if there is one (`was_locked`: it was locked before
         this try, which was not checked) and the existing account the name named, if any."""
         super().__init__("sign-in refused")
@@ -76,7 +81,8 @@ class Credentials:
     def provisioning_uri(self) -> str:
         """The otpauth:// URI an authenticator app reads from the QR code."""
         return pyotp.TOTP(self.totp_secret, digits=TOTP_DIGITS).provisioning_uri(
-            name=self.name, issuer_name=TOTP_ISSUER)
+            name=self.name, issuer_name=TOTP_ISSUER
+        )
 
 
 def now() -> datetime:
@@ -112,16 +118,20 @@ def hash_passphrase(passphrase: str) -> str:
 def verify_passphrase(password_hash: str, passphrase: str) -> bool:
     """Whether a passphrase matches its hash."""
     try:
-        return bool(nacl.pwhash.argon2id.verify(
-            password_hash.encode("ascii"), normalise_passphrase(passphrase).encode("utf-8")))
+        return bool(
+            nacl.pwhash.argon2id.verify(
+                password_hash.encode("ascii"), normalise_passphrase(passphrase).encode("utf-8")
+            )
+        )
     except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, UnicodeEncodeError):
         return False
 
 
 @cache
 def _decoy_hash(opslimit: int, memlimit: int) -> str:
-    return nacl.pwhash.argon2id.str(secrets.token_bytes(16), opslimit=opslimit,
-                                    memlimit=memlimit).decode("ascii")
+    return nacl.pwhash.argon2id.str(
+        secrets.token_bytes(16), opslimit=opslimit, memlimit=memlimit
+    ).decode("ascii")
 
 
 def decoy_hash() -> str:
@@ -165,7 +175,8 @@ def check_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name):
         raise AccountError(
             "An account name is 1 to 32 characters: lowercase letters, digits, dots, hyphens "
-            "and underscores, starting with a letter (for example: amina or j.smith).")
+            "and underscores, starting with a letter (for example: amina or j.smith)."
+        )
     return name
 
 
@@ -193,9 +204,17 @@ def create(session: Session, name: str, day: date) -> Credentials:
     if find(session, name) is not None:
         raise AccountError(f"A staff account named {name!r} exists already.")
     credentials = Credentials(name, new_passphrase(), new_totp_secret())
-    session.add(StaffMember(name=name, password_hash=hash_passphrase(credentials.passphrase),
-                            totp_secret=credentials.totp_secret, last_totp_step=0,
-                            failed_logins=0, locked_until=None, created_day=day))
+    session.add(
+        StaffMember(
+            name=name,
+            password_hash=hash_passphrase(credentials.passphrase),
+            totp_secret=credentials.totp_secret,
+            last_totp_step=0,
+            failed_logins=0,
+            locked_until=None,
+            created_day=day,
+        )
+    )
     return credentials
 
 
@@ -244,8 +263,9 @@ def _next_minute(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(minutes=1)
 
 
-def authenticate(session: Session, name: str, passphrase: str, code: str,
-                 when: datetime | None = None) -> StaffMember:
+def authenticate(
+    session: Session, name: str, passphrase: str, code: str, when: datetime | None = None
+) -> StaffMember:
     """The account, if the name, passphrase and current code are all right and it is not locked.
 
     Otherwise LoginRefused, after counting the failure against a known account. The passphrase
@@ -257,10 +277,13 @@ def authenticate(session: Session, name: str, passphrase: str, code: str,
     member = find(session, name) if NAME_PATTERN.fullmatch(normalise_name(name)) else None
     if member is not None and (until := locked_until(member, when)) is not None:
         raise LoginRefused(until, was_locked=True, member=member)
-    passphrase_ok = verify_passphrase(member.password_hash if member else decoy_hash(),
-                                      passphrase)
-    step = code_step(member.totp_secret if member else new_totp_secret(), code,
-                     member.last_totp_step if member else 0, when)
+    passphrase_ok = verify_passphrase(member.password_hash if member else decoy_hash(), passphrase)
+    step = code_step(
+        member.totp_secret if member else new_totp_secret(),
+        code,
+        member.last_totp_step if member else 0,
+        when,
+    )
     if member is None:
         raise LoginRefused()
     if passphrase_ok and step is not None:
@@ -293,7 +316,8 @@ def start_session(member: StaffMember) -> str:
 def session_matches(member: StaffMember, nonce: str) -> bool:
     """Whether `nonce` is the account's open session."""
     return member.session_nonce is not None and hmac.compare_digest(
-        member.session_nonce, _nonce_hash(nonce))
+        member.session_nonce, _nonce_hash(nonce)
+    )
 
 
 def end_session(member: StaffMember) -> None:

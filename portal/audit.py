@@ -41,16 +41,20 @@ def record(session: Session, staff_name: str, action: str, detail: str = "") -> 
     """Add an event for today (the caller commits it with the action it records)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
-    event = AuditEvent(day=today(), staff_name=staff_name[:64], action=action,
-                       detail=detail[:MAX_DETAIL])
+    event = AuditEvent(
+        day=today(), staff_name=staff_name[:64], action=action, detail=detail[:MAX_DETAIL]
+    )
     session.add(event)
     return event
 
 
 def recent(session: Session, limit: int, offset: int = 0) -> list[AuditEvent]:
     """Events, newest first."""
-    return list(session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())
-                                .limit(limit).offset(offset)))
+    return list(
+        session.scalars(
+            select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
+        )
+    )
 
 
 def count(session: Session) -> int:

@@ -8,13 +8,16 @@ offline machine with the next bundle.
 What the server can check, it checks: the bundle's layout, the two entries and their
 recipients, that the case still exists, that each sealed manifest has a length an honest
 sealer produces, that the two copies are not the same bytes, and that this reply was not
-uploaded before. What it cannot check is the key each copy is sealed to. A sealed box
-(`crypto_box_seal`) is an ephemeral public key and a ciphertext; only the recipient's
-private key can tell whether it opens. The server holds neither the team's private key nor
-the submitter's reply private key (that one is derived from the receipt, which the server
-never keeps). A reply sealed to the wrong key is therefore stored, and the submitter sees
-nothing new; `portal reply` takes the key from the case folder that `portal decrypt` wrote,
-which is why it cannot pick another case's key by mistake.
+uploaded before; and, when the file says which key its submitter copy is sealed to (the
+index entry's `reply_public_key`), that this is the case's reply key.
+
+What it cannot check is the key each copy is really sealed to. A sealed box
+(`crypto_box_seal`) is an ephemeral public key and a ciphertext; only the recipient's private
+key can tell whether it opens. The server holds neither the team's private key nor the
+submitter's reply private key (that one is derived from the receipt, which the server never
+keeps). A copy sealed to a key other than the one its index declares is therefore stored, and
+the submitter sees nothing new; `portal reply` takes the key from the case folder that
+`portal decrypt` wrote, from the same bundle index the server made.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from portal import audit, bundle, envelope, storage
+from portal import audit, bundle, crypto, envelope, storage
 from portal.models import Case, Submission
 from portal.services import Services, today
 
@@ -49,35 +52,53 @@ class Stored:
     team_copy: Submission
 
 
-def read(path: Path) -> tuple[str, dict[str, bytes]]:
-    """The case id and the two sealed manifests (by recipient) of a reply file, after every
-    check that needs no key; Refused says what is wrong."""
+@dataclass(frozen=True)
+class ReplyFile:
+    """What a reply file holds: its case, its two sealed copies by recipient, and the reply key
+    its submitter copy declares (if it declares one)."""
+
+    case_id: str
+    copies: dict[str, bytes]
+    declared_key: bytes | None
+
+
+def read(path: Path) -> ReplyFile:
+    """A reply file, after every check that needs neither a key nor the database; Refused says
+    what is wrong."""
     try:
         with bundle.Reader(path) as reader:
             entries = reader.entries
             _check_entries(entries)
-            copies = {}
+            copies, declared = {}, None
             for entry in entries:
                 assert entry.recipient is not None
                 copies[entry.recipient] = reader.read_manifest(entry)
-    except envelope.EnvelopeError as exc:
+                if entry.recipient == "submitter" and entry.reply_public_key is not None:
+                    declared = crypto.b64decode(entry.reply_public_key, crypto.KEY_BYTES)
+    except crypto.CryptoError as exc:  # EnvelopeError and BundleError among them
         raise Refused(f"This is not a reply file made by `portal reply`: {exc}") from exc
     if hmac.compare_digest(copies["submitter"], copies["team"]):
-        raise Refused("The submitter's copy and the team's copy are the same bytes, so at least "
-                      "one of them is sealed to the wrong key. Make the reply again with "
-                      "`portal reply`.")
-    return entries[0].case, copies
+        raise Refused(
+            "The submitter's copy and the team's copy are the same bytes, so at least "
+            "one of them is sealed to the wrong key. Make the reply again with "
+            "`portal reply`."
+        )
+    return ReplyFile(entries[0].case, copies, declared)
 
 
 def _check_entries(entries: list[bundle.Entry]) -> None:
     if len(entries) != len(RECIPIENTS) or any(e.kind != KIND for e in entries):
         kinds = ", ".join(e.kind for e in entries) or "nothing"
-        raise Refused("A reply file holds exactly two sealed copies of one reply, one for the "
-                      f"submitter and one for the team; this file holds: {kinds}. A bundle "
-                      "downloaded from this site is not a reply.")
+        raise Refused(
+            "A reply file holds exactly two sealed copies of one reply, one for the "
+            f"submitter and one for the team; this file holds: {kinds}. A bundle "
+            "downloaded from this site is not a reply."
+        )
     if sorted(str(e.recipient) for e in entries) != sorted(RECIPIENTS):
-        raise Refused("A reply file holds one copy for the submitter and one for the team; "
-                      "this one does not say which copy is whose.")
+        raise Refused(
+            "A reply file holds one copy for the submitter and one for the team; "
+            "this one does not say which copy is whose."
+        )
     if entries[0].case != entries[1].case:
         raise Refused("The two copies in this reply file name different cases.")
     if any(e.files for e in entries):
@@ -100,21 +121,33 @@ def _already_uploaded(services: Services, case: Case, sealed: bytes, recipient: 
 def accept(services: Services, session: Session, path: Path, staff_name: str) -> Stored:
     """Check a reply file and store its two copies as two rows of the case, durably, with the
     audit record of who uploaded it."""
-    case_id, copies = read(path)
+    found = read(path)
+    case_id, copies = found.case_id, found.copies
     case = session.get(Case, case_id)
     if case is None:
         raise Refused(
             f"Case {case_id} is not on this server: it was deleted (by the team, or after its "
             "retention period), or the reply was made from a bundle of another server. The "
-            "submitter can no longer be reached through the portal; nothing was stored.")
+            "submitter can no longer be reached through the portal; nothing was stored."
+        )
+    if found.declared_key is not None and not hmac.compare_digest(
+        found.declared_key, case.reply_public_key
+    ):
+        raise Refused(
+            f"The submitter's copy is sealed to another key than case {case_id}'s reply key, "
+            "so the submitter could not open it. Make the reply again with `portal reply` from "
+            "the case folder of a bundle downloaded from this server."
+        )
     if any(_already_uploaded(services, case, copies[r], r) for r in RECIPIENTS):
-        raise Refused(f"This reply to case {case_id} was uploaded already; nothing was stored "
-                      "twice.")
+        raise Refused(
+            f"This reply to case {case_id} was uploaded already; nothing was stored twice."
+        )
     return _store(services, session, case, copies, staff_name)
 
 
-def _store(services: Services, session: Session, case: Case, copies: dict[str, bytes],
-           staff_name: str) -> Stored:
+def _store(
+    services: Services, session: Session, case: Case, copies: dict[str, bytes], staff_name: str
+) -> Stored:
     """Both copies durable on disk first, then both rows in one commit: never half a reply."""
     last = session.scalar(select(func.max(Submission.seq)).where(Submission.case_id == case.id))
     day = today()
@@ -125,11 +158,21 @@ def _store(services: Services, session: Session, case: Case, copies: dict[str, b
             staging.write(storage.MANIFEST, copies[recipient])
             submission_id = storage.new_id()
             size = services.store.commit(staging, submission_id, day)
-            rows.append(Submission(
-                id=submission_id, case_id=case.id, seq=(last or 0) + offset, kind=KIND,
-                # `portal reply` seals offline, with the same tool family as the relays'.
-                sealed_by="relay-tool", source="staff", recipient=recipient, received_day=day,
-                file_count=0, size_bytes=size))
+            rows.append(
+                Submission(
+                    id=submission_id,
+                    case_id=case.id,
+                    seq=(last or 0) + offset,
+                    kind=KIND,
+                    # `portal reply` seals offline, with the same tool family as the relays'.
+                    sealed_by="relay-tool",
+                    source="staff",
+                    recipient=recipient,
+                    received_day=day,
+                    file_count=0,
+                    size_bytes=size,
+                )
+            )
         session.add_all(rows)
         audit.record(session, staff_name, "reply", "2 sealed copies (submitter, team)")
         session.commit()

@@ -24,7 +24,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
-from flask_babel import gettext as _
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect, validate_csrf
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
@@ -42,6 +42,11 @@ csrf = CSRFProtect()
 
 PAGE_SIZE = 200
 PUBLIC_ENDPOINTS = ("staff.login", "staff.login_post")
+
+
+def _(text: str, **variables: object) -> str:
+    """Flask-Babel's gettext, typed (staff pages are in English, but their strings are marked)."""
+    return str(gettext(text, **variables))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,9 +100,12 @@ def login() -> tuple[str, int] | BaseResponse:
         return redirect(url_for("staff.index"), 303)
     notice = None
     if request.args.get("ended"):
-        notice = _("Your session has ended (after %(minutes)d minutes without activity, or "
-                   "because the account signed in elsewhere or was changed). Please sign in "
-                   "again.", minutes=current().config.staff_session_minutes)
+        notice = _(
+            "Your session has ended (after %(minutes)d minutes without activity, or "
+            "because the account signed in elsewhere or was changed). Please sign in "
+            "again.",
+            minutes=current().config.staff_session_minutes,
+        )
     elif request.args.get("out"):
         notice = _("You have signed out.")
     return _render_login(notice)
@@ -111,15 +119,15 @@ def login_post() -> tuple[str, int] | BaseResponse:
     form = request.form
     with services.sessions() as db:
         try:
-            member = accounts.authenticate(db, form.get("name", ""), form.get("passphrase", ""),
-                                           form.get("code", ""))
+            member = accounts.authenticate(
+                db, form.get("name", ""), form.get("passphrase", ""), form.get("code", "")
+            )
         except accounts.LoginRefused as refused:
             name = refused.member.name if refused.member else audit.UNKNOWN_NAME
             detail = ""
             if refused.locked_until and not refused.was_locked:
                 detail = f"locked until {refused.locked_until:%H:%M} UTC"
-            audit.record(db, name, "login-locked" if refused.was_locked else "login-failed",
-                         detail)
+            audit.record(db, name, "login-locked" if refused.was_locked else "login-failed", detail)
             db.commit()
             return _render_login(_refusal(refused), 401)
         nonce = accounts.start_session(member)
@@ -133,11 +141,16 @@ def login_post() -> tuple[str, int] | BaseResponse:
 
 def _refusal(refused: accounts.LoginRefused) -> str:
     if refused.locked_until is not None:
-        return _("This account is locked until %(time)s UTC after repeated failed sign-ins. "
-                 "Try again then; a team member with access to the server can unlock it sooner "
-                 "with `portal staff unlock`.", time=f"{refused.locked_until:%H:%M}")
-    return _("The name, passphrase or code is not right. Check all three and try again; a "
-             "code works only once, so if you have just used it, wait for the next one.")
+        return _(
+            "This account is locked until %(time)s UTC after repeated failed sign-ins. "
+            "Try again then; a team member with access to the server can unlock it sooner "
+            "with `portal staff unlock`.",
+            time=f"{refused.locked_until:%H:%M}",
+        )
+    return _(
+        "The name, passphrase or code is not right. Check all three and try again; a "
+        "code works only once, so if you have just used it, wait for the next one."
+    )
 
 
 @bp.post("/logout")
@@ -185,28 +198,45 @@ def _kind(s: Submission) -> str:
 def _sealed_by(s: Submission) -> str:
     if s.kind == "reply":
         return _("offline (portal reply)")
-    return {"browser": _("browser"), "server": _("server"),
-            "relay-tool": _("relay tool")}.get(s.sealed_by, s.sealed_by)
+    return {"browser": _("browser"), "server": _("server"), "relay-tool": _("relay tool")}.get(
+        s.sealed_by, s.sealed_by
+    )
 
 
 def _row(services: Services, s: Submission) -> Row:
-    return Row(s.id, s.case_id, _kind(s), s.received_day, s.size_bytes, s.file_count,
-               _sealed_by(s), s.exported_day, s.recipient != "submitter",
-               retention.delete_after(services, s))
+    return Row(
+        s.id,
+        s.case_id,
+        _kind(s),
+        s.received_day,
+        s.size_bytes,
+        s.file_count,
+        _sealed_by(s),
+        s.exported_day,
+        s.recipient != "submitter",
+        retention.delete_after(services, s),
+    )
 
 
-def _render_list(db: Session, notice: str | None = None, selected: Sequence[str] = (),
-                 status: int = 200) -> tuple[str, int]:
+def _render_list(
+    db: Session, notice: str | None = None, selected: Sequence[str] = (), status: int = 200
+) -> tuple[str, int]:
     services = current()
-    total, size = db.execute(select(func.count(Submission.id),
-                                    func.coalesce(func.sum(Submission.size_bytes), 0))).one()
+    total, size = db.execute(
+        select(func.count(Submission.id), func.coalesce(func.sum(Submission.size_bytes), 0))
+    ).one()
     pages = max(1, -(-int(total) // PAGE_SIZE))
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
     pending = exporting.pending(db)
-    page_rows = [_row(services, s) for s in db.scalars(
-        select(Submission).order_by(Submission.received_day.desc(), Submission.case_id,
-                                    Submission.seq)
-        .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))]
+    page_rows = [
+        _row(services, s)
+        for s in db.scalars(
+            select(Submission)
+            .order_by(Submission.received_day.desc(), Submission.case_id, Submission.seq)
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        )
+    ]
     # Selecting without JavaScript: links that reload the page with boxes ticked.
     checked = set(selected)
     if request.args.get("select") == "pending":
@@ -214,9 +244,17 @@ def _render_list(db: Session, notice: str | None = None, selected: Sequence[str]
     elif request.args.get("select") == "all":
         checked |= {r.id for r in page_rows}
     return render_template(
-        "staff/submissions.html", rows=page_rows, checked=checked, total=int(total),
-        total_size=int(size), pending=len(pending), page=page, pages=pages,
-        notice=notice, deleted=request.args.get("deleted", type=int), today=today(),
+        "staff/submissions.html",
+        rows=page_rows,
+        checked=checked,
+        total=int(total),
+        total_size=int(size),
+        pending=len(pending),
+        page=page,
+        pages=pages,
+        notice=notice,
+        deleted=request.args.get("deleted", type=int),
+        today=today(),
     ), status
 
 
@@ -236,14 +274,20 @@ def _selection(db: Session, ids: Sequence[str]) -> tuple[list[Submission], str |
     wanted = list(dict.fromkeys(i for i in ids if i.isalnum()))
     if not wanted:
         return [], _("Select at least one submission first.")
-    found = list(db.scalars(select(Submission).options(selectinload(Submission.case))
-                            .where(Submission.id.in_(wanted))
-                            .order_by(Submission.received_day, Submission.case_id,
-                                      Submission.seq)))
+    found = list(
+        db.scalars(
+            select(Submission)
+            .options(selectinload(Submission.case))
+            .where(Submission.id.in_(wanted))
+            .order_by(Submission.received_day, Submission.case_id, Submission.seq)
+        )
+    )
     if len(found) != len(wanted):
-        return [], _("%(n)d of the selected submissions are no longer on the server (deleted "
-                     "meanwhile). The list below is up to date: select again.",
-                     n=len(wanted) - len(found))
+        return [], _(
+            "%(n)d of the selected submissions are no longer on the server (deleted "
+            "meanwhile). The list below is up to date: select again.",
+            n=len(wanted) - len(found),
+        )
     return found, None
 
 
@@ -262,8 +306,9 @@ def _padded(size: int) -> int:
     return size + (-size % bundle.BLOCK)
 
 
-def exported_when_sent(services: Services, blocks: Iterator[bytes], ids: Sequence[str],
-                       staff_name: str, size: int) -> Iterator[bytes]:
+def exported_when_sent(
+    services: Services, blocks: Iterator[bytes], ids: Sequence[str], staff_name: str, size: int
+) -> Iterator[bytes]:
     """Pass the bundle's blocks on, and mark the submissions exported only once the server has
     asked for more after the last one. A client that goes away makes the server close this
     generator at a `yield` (GeneratorExit), and then nothing is marked."""
@@ -291,22 +336,35 @@ def download() -> tuple[str, int] | Response:
         else:
             chosen, problem = _selection(db, request.form.getlist("ids"))
             if any(s.recipient == "submitter" for s in chosen):
-                problem = _("A submitter's copy of a reply cannot be downloaded: it is sealed to "
-                            "the submitter, and the team has its own copy. Untick it.")
+                problem = _(
+                    "A submitter's copy of a reply cannot be downloaded: it is sealed to "
+                    "the submitter, and the team has its own copy. Untick it."
+                )
         if problem:
             return _render_list(db, problem, request.form.getlist("ids"), 400)
         try:
             size = bundle_length(services, chosen)
             blocks = exporting.stream(services, chosen)
         except OSError:
-            return _render_list(db, _("The sealed files of a selected submission are missing on "
-                                      "the server, so no bundle was made."), (), 500)
+            return _render_list(
+                db,
+                _(
+                    "The sealed files of a selected submission are missing on "
+                    "the server, so no bundle was made."
+                ),
+                (),
+                500,
+            )
         ids = [s.id for s in chosen]
     body = exported_when_sent(services, blocks, ids, g.staff_name, size)
-    return Response(stream_with_context(body), mimetype="application/x-tar", headers={
-        "Content-Length": str(size),
-        "Content-Disposition": f"attachment; filename=portal-bundle-{today().isoformat()}.tar",
-    })
+    return Response(
+        stream_with_context(body),
+        mimetype="application/x-tar",
+        headers={
+            "Content-Length": str(size),
+            "Content-Disposition": f"attachment; filename=portal-bundle-{today().isoformat()}.tar",
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,10 +380,13 @@ def delete() -> tuple[str, int] | BaseResponse:
         if problem:
             return _render_list(db, problem, request.form.getlist("ids"), 400)
         if request.form.get("confirm") != "yes":
-            return render_template("staff/confirm_delete.html",
-                                   rows=[_row(services, s) for s in chosen],
-                                   unexported=sum(1 for s in chosen if s.exported_day is None
-                                                  and s.recipient != "submitter")), 200
+            return render_template(
+                "staff/confirm_delete.html",
+                rows=[_row(services, s) for s in chosen],
+                unexported=sum(
+                    1 for s in chosen if s.exported_day is None and s.recipient != "submitter"
+                ),
+            ), 200
         detail = audit.submissions(len(chosen), sum(s.size_bytes for s in chosen))
         retention.delete(services, db, chosen)
         audit.record(db, g.staff_name, "delete", detail)
@@ -357,22 +418,25 @@ def reply_post() -> tuple[str, int]:
     try:
         form = request.form
     except RequestEntityTooLarge:
-        return _reply_page(_("This file is far larger than any reply; choose the file made by "
-                             "`portal reply`."), 413)
+        return _reply_page(
+            _("This file is far larger than any reply; choose the file made by `portal reply`."),
+            413,
+        )
     parts = [p for p in staged.finish() if p.field == "reply_file"]
     try:
         # Checked here rather than before the view: the form can be read only once its file
         # part has somewhere to go.
         validate_csrf(form.get("csrf_token"))
     except ValidationError:
-        return _reply_page(_("This form had expired, so nothing was stored. Choose the file "
-                             "again and send it."), 400)
+        return _reply_page(
+            _("This form had expired, so nothing was stored. Choose the file again and send it."),
+            400,
+        )
     if len(parts) != 1 or parts[0].size <= 0:
         return _reply_page(_("Choose the reply file made by `portal reply`."), 400)
     with services.sessions() as db:
         try:
-            stored = replies.accept(services, db, staged.staging.path / parts[0].name,
-                                    g.staff_name)
+            stored = replies.accept(services, db, staged.staging.path / parts[0].name, g.staff_name)
         except replies.Refused as exc:
             audit.record(db, g.staff_name, "reply-refused")
             db.commit()
@@ -391,8 +455,9 @@ def audit_log() -> tuple[str, int]:
         pages = max(1, -(-audit.count(db) // PAGE_SIZE))
         page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
         events = audit.recent(db, PAGE_SIZE, (page - 1) * PAGE_SIZE)
-    return render_template("staff/audit.html", events=events, actions=audit.ACTIONS,
-                           page=page, pages=pages), 200
+    return render_template(
+        "staff/audit.html", events=events, actions=audit.ACTIONS, page=page, pages=pages
+    ), 200
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,4 +486,3 @@ def register(app: Flask) -> None:
     def favicon() -> Response:
         """No icon: answer at once rather than with an error page."""
         return Response(status=204)
-

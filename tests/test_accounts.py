@@ -11,12 +11,13 @@ import nacl.pwhash
 import pyotp
 import pytest
 from sqlalchemy.orm import Session
+from test_staff_helpers import START, Clock
 
 from portal import accounts, db
 from portal.models import Base, StaffMember
 from portal.wordlist import WORDS
-from test_staff_helpers import START, Clock, cheap_staff_kdf, clock  # noqa: F401 (fixtures)
 
+pytest_plugins = ["test_staff_helpers"]
 pytestmark = pytest.mark.usefixtures("cheap_staff_kdf")
 # Read before any fixture lowers them for speed.
 PRODUCTION_LIMITS = (accounts.OPSLIMIT, accounts.MEMLIMIT)
@@ -68,7 +69,9 @@ def test_production_cost_is_at_least_argon2id_interactive() -> None:
     assert memlimit >= nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 
 
-@pytest.mark.parametrize("name", ["", "A b", "-x", "1abc", "a" * 33, "ami\tna", "ami\nna", "émile", "a/b"])
+@pytest.mark.parametrize(
+    "name", ["", "A b", "-x", "1abc", "a" * 33, "ami\tna", "ami\nna", "émile", "a/b"]
+)
 def test_bad_names_are_refused(session: Session, name: str) -> None:
     with pytest.raises(accounts.AccountError, match="account name"):
         accounts.create(session, name, date(2031, 1, 1))
@@ -87,7 +90,8 @@ def test_provisioning_uri_names_issuer_and_account(session: Session) -> None:
     parsed = pyotp.parse_uri(made.provisioning_uri)
     assert isinstance(parsed, pyotp.TOTP)
     assert parsed.secret == made.totp_secret
-    assert parsed.name == "j.smith" and parsed.issuer == accounts.TOTP_ISSUER
+    assert parsed.name == "j.smith"
+    assert parsed.issuer == accounts.TOTP_ISSUER
     assert len(made.totp_secret) == 32
 
 
@@ -121,8 +125,9 @@ def test_any_wrong_factor_is_refused_alike(session: Session, clock: Clock, which
     assert str(refused.value) == "sign-in refused"
 
 
-def test_unknown_name_still_runs_argon2id(session: Session, clock: Clock,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_name_still_runs_argon2id(
+    session: Session, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen: list[str] = []
     real = accounts.verify_passphrase
 
@@ -135,7 +140,8 @@ def test_unknown_name_still_runs_argon2id(session: Session, clock: Clock,
         accounts.authenticate(session, "nobody", "some words", "123456")
     with pytest.raises(accounts.LoginRefused):
         accounts.authenticate(session, "Not A Valid Name!", "some words", "123456")
-    assert len(seen) == 2 and all(h.startswith("$argon2id$") for h in seen)
+    assert len(seen) == 2
+    assert all(h.startswith("$argon2id$") for h in seen)
 
 
 def test_a_code_is_never_accepted_twice(session: Session, clock: Clock) -> None:
@@ -161,8 +167,9 @@ def test_codes_one_step_either_side_are_accepted(session: Session, clock: Clock)
         accounts.authenticate(session, "amina", made.passphrase, _code(made, clock, 3))
 
 
-def test_a_valid_code_with_a_wrong_passphrase_is_not_used_up(session: Session,
-                                                             clock: Clock) -> None:
+def test_a_valid_code_with_a_wrong_passphrase_is_not_used_up(
+    session: Session, clock: Clock
+) -> None:
     made = _account(session)
     code = _code(made, clock)
     with pytest.raises(accounts.LoginRefused):
@@ -193,12 +200,14 @@ def test_failures_slow_down_then_lock(session: Session, clock: Clock) -> None:
     with pytest.raises(accounts.LoginRefused) as refused:
         accounts.authenticate(session, "amina", "wrong", "000000")
     until = refused.value.locked_until
-    assert until is not None and until.second == 0
+    assert until is not None
+    assert until.second == 0
     assert timedelta(minutes=1) <= until - START <= timedelta(minutes=2)
     # While it lasts, even the right passphrase and code are refused, and not counted.
     with pytest.raises(accounts.LoginRefused) as refused:
         accounts.authenticate(session, "amina", made.passphrase, _code(made, clock))
-    assert refused.value.was_locked and refused.value.locked_until == until
+    assert refused.value.was_locked
+    assert refused.value.locked_until == until
     member = accounts.get(session, "amina")
     assert member.failed_logins == accounts.SLOW_AFTER
     clock.moment = until
@@ -209,12 +218,14 @@ def test_failures_slow_down_then_lock(session: Session, clock: Clock) -> None:
         accounts.authenticate(session, "amina", "wrong", "000000")
     assert member.failed_logins == accounts.LOCK_AFTER
     locked = refused.value.locked_until
-    assert locked is not None and not refused.value.was_locked
+    assert locked is not None
+    assert not refused.value.was_locked
     assert locked - clock() >= timedelta(minutes=accounts.LOCK_MINUTES)
     # After the lock, the right passphrase and code sign in and clear the count.
     clock.moment = locked + timedelta(seconds=1)
     accounts.authenticate(session, "amina", made.passphrase, _code(made, clock))
-    assert member.failed_logins == 0 and member.locked_until is None
+    assert member.failed_logins == 0
+    assert member.locked_until is None
 
 
 def test_lock_survives_a_round_trip_through_the_database(session: Session, clock: Clock) -> None:
@@ -235,9 +246,11 @@ def test_reset_changes_both_secrets_and_ends_the_session(session: Session, clock
     assert accounts.session_matches(member, nonce)
     member.failed_logins, member.locked_until = 4, START + timedelta(hours=1)
     fresh = accounts.reset(session, "amina")
-    assert fresh.passphrase != made.passphrase and fresh.totp_secret != made.totp_secret
+    assert fresh.passphrase != made.passphrase
+    assert fresh.totp_secret != made.totp_secret
     assert not accounts.session_matches(member, nonce)
-    assert member.failed_logins == 0 and member.locked_until is None
+    assert member.failed_logins == 0
+    assert member.locked_until is None
     clock.advance(seconds=30)
     with pytest.raises(accounts.LoginRefused):
         accounts.authenticate(session, "amina", made.passphrase, _code(fresh, clock))

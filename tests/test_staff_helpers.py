@@ -4,7 +4,6 @@ and sealed submissions made without going through a form."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -81,15 +80,23 @@ def token(client: FlaskClient, path: str = "/login") -> str:
     return match.group(1)
 
 
-def sign_in(client: FlaskClient, credentials: accounts.Credentials, clock: Clock,
-            passphrase: str | None = None, totp: str | None = None) -> tuple[int, str]:
+def sign_in(
+    client: FlaskClient,
+    credentials: accounts.Credentials,
+    clock: Clock,
+    passphrase: str | None = None,
+    totp: str | None = None,
+) -> tuple[int, str]:
     """Post the sign-in form; the status and the page or redirect target."""
-    response = client.post("/login", data={
-        "csrf_token": token(client),
-        "name": credentials.name,
-        "passphrase": credentials.passphrase if passphrase is None else passphrase,
-        "code": code(credentials, clock()) if totp is None else totp,
-    })
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": token(client),
+            "name": credentials.name,
+            "passphrase": credentials.passphrase if passphrase is None else passphrase,
+            "code": code(credentials, clock()) if totp is None else totp,
+        },
+    )
     if response.status_code in (302, 303):
         return response.status_code, response.headers["Location"]
     return response.status_code, response.get_data(as_text=True)
@@ -104,18 +111,27 @@ class Staff:
 
 
 @pytest.fixture
-def staff(staff_app: Flask, clock: Clock, cheap_staff_kdf: None) -> Iterator[Staff]:
+def staff(staff_app: Flask, clock: Clock, cheap_staff_kdf: None) -> Staff:
     """A staff client, signed in."""
     credentials = add_account(staff_app)
     client = staff_app.test_client()
     status, where = sign_in(client, credentials, clock)
-    assert status == 303 and where == "/", where
-    yield Staff(client, credentials)
+    assert (status, where) == (303, "/"), where
+    return Staff(client, credentials)
 
 
-def make_submission(app: Flask, *, files: int = 0, kind: str = "report", case_id: str | None = None,
-                    marker: str = "", blob_chunks: int = 1, exported: date | None = None,
-                    received: date | None = None, source: str = "form") -> Submission:
+def make_submission(
+    app: Flask,
+    *,
+    files: int = 0,
+    kind: str = "report",
+    case_id: str | None = None,
+    marker: str = "",
+    blob_chunks: int = 1,
+    exported: date | None = None,
+    received: date | None = None,
+    source: str = "form",
+) -> Submission:
     """A sealed submission stored as the public site stores one (with a new case unless
     `case_id` is given)."""
     services = services_of(app)
@@ -134,20 +150,41 @@ def make_submission(app: Flask, *, files: int = 0, kind: str = "report", case_id
                 # Sealed noise of the right length is enough: the server never opens it.
                 out.write(crypto.encrypt_chunk(b"\0" * crypto.CHUNK_SIZE, key, 0, blob_chunks == 1))
                 for chunk in range(1, blob_chunks):
-                    out.write(crypto.encrypt_chunk(b"\0" * crypto.CHUNK_SIZE, key, chunk,
-                                                   chunk == blob_chunks - 1))
-            entries.append(envelope.FileEntry(f"{marker}-{index}.txt", "text/plain",
-                                              crypto.CHUNK_SIZE * blob_chunks, key))
-        manifest = envelope.Manifest(kind, "server", "en", {"description": marker or "x"},
-                                     tuple(entries), case.reply_public_key)
+                    out.write(
+                        crypto.encrypt_chunk(
+                            b"\0" * crypto.CHUNK_SIZE, key, chunk, chunk == blob_chunks - 1
+                        )
+                    )
+            entries.append(
+                envelope.FileEntry(
+                    f"{marker}-{index}.txt", "text/plain", crypto.CHUNK_SIZE * blob_chunks, key
+                )
+            )
+        manifest = envelope.Manifest(
+            kind,
+            "server",
+            "en",
+            {"description": marker or "x"},
+            tuple(entries),
+            case.reply_public_key,
+        )
         staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, services.team_public_key))
         submission_id = storage.new_id()
         day = received or date.today()
         size = services.store.commit(staging, submission_id, day)
-        submission = Submission(id=submission_id, case_id=case.id, seq=len(case.submissions) + 1,
-                                kind=kind, sealed_by="server", source=source, recipient=None,
-                                received_day=day, file_count=files, size_bytes=size,
-                                exported_day=exported)
+        submission = Submission(
+            id=submission_id,
+            case_id=case.id,
+            seq=len(case.submissions) + 1,
+            kind=kind,
+            sealed_by="server",
+            source=source,
+            recipient=None,
+            received_day=day,
+            file_count=files,
+            size_bytes=size,
+            exported_day=exported,
+        )
         session.add(submission)
         session.commit()
         return submission

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 import segno
@@ -18,11 +20,17 @@ from portal.config import ConfigError, load_config
 from portal.services import Services, load, today
 
 
-def _services() -> Services:
+@contextmanager
+def _services() -> Iterator[Services]:
+    """The server's services for one command; its database connections closed after."""
     try:
-        return load(load_config(os.environ))
+        services = load(load_config(os.environ))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    try:
+        yield services
+    finally:
+        services.engine.dispose()
 
 
 def _qr(uri: str) -> str:
@@ -38,13 +46,16 @@ def _show(credentials: accounts.Credentials, qr: bool) -> None:
     click.echo(f"TOTP secret: {credentials.totp_secret}")
     click.echo(f"TOTP URI:    {credentials.provisioning_uri}")
     if qr:
-        click.echo("\nScan this with the authenticator app (FreeOTP, Aegis, Google "
-                   "Authenticator, ...):\n")
+        click.echo(
+            "\nScan this with the authenticator app (FreeOTP, Aegis, Google Authenticator, ...):\n"
+        )
         click.echo(_qr(credentials.provisioning_uri))
     click.echo(
         "\nThis is shown once and cannot be shown again. Give the passphrase to its owner in "
         "person or through a channel you trust; they keep it in their memory or a password "
-        "manager. Clear this terminal's scrollback when they are done.", err=True)
+        "manager. Clear this terminal's scrollback when they are done.",
+        err=True,
+    )
 
 
 @click.group()
@@ -57,8 +68,7 @@ def staff() -> None:
 @click.option("--no-qr", is_flag=True, help="Do not draw the QR code (the URI is printed anyway).")
 def add(name: str, no_qr: bool) -> None:
     """Create an account with a generated passphrase and a TOTP secret, shown once."""
-    services = _services()
-    with services.sessions() as session:
+    with _services() as services, services.sessions() as session:
         try:
             credentials = accounts.create(session, name, today())
         except accounts.AccountError as exc:
@@ -72,9 +82,8 @@ def add(name: str, no_qr: bool) -> None:
 @staff.command("list")
 def list_accounts() -> None:
     """List the accounts (never their secrets)."""
-    services = _services()
     moment = accounts.now()
-    with services.sessions() as session:
+    with _services() as services, services.sessions() as session:
         members = accounts.all_members(session)
     if not members:
         click.echo("No staff accounts. Add one with `portal staff add NAME`.")
@@ -96,8 +105,7 @@ def list_accounts() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def remove(name: str, yes: bool) -> None:
     """Delete an account; its open session ends at once."""
-    services = _services()
-    with services.sessions() as session:
+    with _services() as services, services.sessions() as session:
         try:
             member = accounts.get(session, name)
         except accounts.AccountError as exc:
@@ -115,16 +123,17 @@ def remove(name: str, yes: bool) -> None:
 @click.option("--no-qr", is_flag=True, help="Do not draw the QR code (the URI is printed anyway).")
 def reset(name: str, no_qr: bool) -> None:
     """Give an account a new passphrase and TOTP secret (shown once); ends its session."""
-    services = _services()
-    with services.sessions() as session:
+    with _services() as services, services.sessions() as session:
         try:
             credentials = accounts.reset(session, name)
         except accounts.AccountError as exc:
             raise click.ClickException(str(exc)) from exc
         audit.record(session, audit.COMMAND_LINE, "account-reset", credentials.name)
         session.commit()
-    click.echo(f"Staff account {credentials.name!r} has a new passphrase and a new TOTP "
-               "secret; the old ones no longer work.\n")
+    click.echo(
+        f"Staff account {credentials.name!r} has a new passphrase and a new TOTP "
+        "secret; the old ones no longer work.\n"
+    )
     _show(credentials, not no_qr)
 
 
@@ -132,8 +141,7 @@ def reset(name: str, no_qr: bool) -> None:
 @click.argument("name")
 def unlock(name: str) -> None:
     """Clear an account's failed sign-ins and lock."""
-    services = _services()
-    with services.sessions() as session:
+    with _services() as services, services.sessions() as session:
         try:
             member = accounts.get(session, name)
         except accounts.AccountError as exc:
