@@ -9,16 +9,19 @@ seconds: tests take one by indirect parametrisation (`@pytest.mark.parametrize("
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 
-from portal import SCRIPT, create_app
+from portal import SCRIPT, create_app, crypto
 
 from .harness import (
     REPOSITORY_ROOT,
@@ -116,3 +119,55 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Firefox | Chromium]:
         pytest.skip(reason)
     with launch(spec) as started:
         yield started
+
+
+# --- One deployment for a whole module -------------------------------------------------------
+# Tests that only look at pages (accessibility, layout, screenshots) share one deployment per
+# module: a fresh one per test would cost a `portal init` each, hundreds of times over.
+
+
+def make_deployment(folder: Path, **settings: str) -> dict[str, str]:
+    """A fresh deployment in folder after `portal init` (SQLite, cheap receipts): its PORTAL_*
+    environment, with settings (`PORTAL_*` names) added."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _secret, public = crypto.generate_keypair()
+    key_path = folder / "team.pub"
+    key_path.write_text(crypto.format_public_key_file(public, date.today()))
+    env = {
+        "PORTAL_DATA_DIR": str(folder / "data"),
+        "PORTAL_TEAM_PUBLIC_KEY": str(key_path),
+        "PORTAL_RECEIPT_COST": "min",
+        "PORTAL_HOSTNAMES": "localhost,127.0.0.1",
+        "PORTAL_DEMO": "1",
+        **settings,
+    }
+    from portal.cli import main
+
+    result = CliRunner().invoke(main, ["init"], env=env)
+    assert result.exit_code == 0, result.output
+    return env
+
+
+@contextlib.contextmanager
+def serving(site: str, env: Mapping[str, str], *, rate_limits: bool = False) -> Iterator[LiveSite]:
+    """Serve the deployment's public or staff site on 127.0.0.1 (rate limits off unless asked)."""
+    app = create_app(site, dict(env))
+    app.config.update(RATELIMIT_ENABLED=rate_limits)
+    try:
+        with BodyRecorder(app) as recorder, serve_wsgi(recorder) as url:
+            yield LiveSite(url, app, recorder, dict(env))
+    finally:
+        app.extensions["portal"].engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_deployment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One deployment shared by the tests of a module."""
+    return make_deployment(tmp_path_factory.mktemp("deployment"))
+
+
+@pytest.fixture(scope="module")
+def module_site(module_deployment: dict[str, str], sealing_script: Path) -> Iterator[LiveSite]:
+    """The module's deployment's public site on 127.0.0.1, for every test of the module."""
+    with serving("public", module_deployment) as site:
+        yield site
