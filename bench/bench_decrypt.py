@@ -39,6 +39,7 @@ class Run:
     """One subprocess: wall time and peak resident memory."""
 
     seconds: float
+    cpu_seconds: float
     peak_bytes: int
 
 
@@ -53,7 +54,7 @@ if pid == 0:
     os.dup2(devnull, 1)
     os.execv(sys.argv[1], sys.argv[1:])
 _, status, usage = os.wait4(pid, 0)
-print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status), usage.ru_utime + usage.ru_stime)
 """
 COMMAND = "import sys; from portal.cli import main; sys.exit(main())"
 
@@ -68,10 +69,10 @@ def run_command(args: list[str]) -> Run:
         check=True,
     )
     seconds = time.perf_counter() - started
-    max_rss_kib, status = (int(word) for word in result.stdout.split())
-    if status != 0:
+    max_rss_kib, status, cpu = result.stdout.split()
+    if int(status) != 0:
         raise RuntimeError(f"portal {args[0]} failed: {result.stderr}")
-    return Run(seconds, max_rss_kib * 1024)  # ru_maxrss is in KiB on Linux
+    return Run(seconds, float(cpu), int(max_rss_kib) * 1024)  # ru_maxrss is in KiB on Linux
 
 
 def write_plaintext(path: Path, size: int) -> str:
@@ -97,13 +98,13 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def raw_aes_gcm(sealed: Path, secret_key: bytes) -> float:
-    """Seconds PyNaCl's AES-256-GCM takes to decrypt every chunk of the bundle's blob in memory."""
+def raw_aes_gcm(sealed: Path, secret_key: bytes) -> tuple[float, float]:
+    """Wall and CPU seconds PyNaCl's AES-256-GCM takes to decrypt the bundle's blob in memory."""
     with bundle.Reader(sealed) as reader:
         [entry] = reader.entries
         item = envelope.open_manifest(reader.read_manifest(entry), secret_key).files[0]
         count = crypto.chunk_count(item.size)
-        spent = 0.0
+        spent = cpu = 0.0
         index = 0
         with reader.open(bundle.blob_name(entry.id, 0)) as blob:
             while index < count:
@@ -114,12 +115,13 @@ def raw_aes_gcm(sealed: Path, secret_key: bytes) -> float:
                     (data[o : o + step], crypto.chunk_nonce(i, i == count - 1))
                     for i, o in zip(range(index, count), range(0, len(data), step), strict=False)
                 ]
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.thread_time()
                 for chunk, nonce in work:
                     sodium.crypto_aead_aes256gcm_decrypt(chunk, None, nonce, item.key)
                 spent += time.perf_counter() - started
+                cpu += time.thread_time() - started_cpu
                 index += len(work)
-    return spent
+    return spent, cpu
 
 
 def authenticate_only(sealed: Path, secret_key: bytes) -> float:
@@ -175,9 +177,15 @@ def measure(folder: Path, secret: bytes, size: int, with_ratio: bool) -> None:
         f"{'identical to the input' if correct else 'DIFFERS FROM THE INPUT'}"
     )
     if with_ratio:
-        raw = size / raw_aes_gcm(sealed, secret) / 1e6
+        raw_wall, raw_cpu = raw_aes_gcm(sealed, secret)
+        raw = size / raw_wall / 1e6
         ratio = mb_s / raw
         print(f"   {label}: raw AES-256-GCM through PyNaCl on the same chunks {raw:7.0f} MB/s")
+        print(
+            f"   {label}: CPU time per GiB: decrypt {decrypt.cpu_seconds * GIB / size:.2f} s "
+            f"(both threads), raw AES-256-GCM {raw_cpu * GIB / size:.2f} s; ratio "
+            f"{raw_cpu / decrypt.cpu_seconds:.2f} (less sensitive to other load on the machine)"
+        )
         read_only = size / authenticate_only(sealed, secret) / 1e6
         print(f"   {label}: reading + authenticating alone, no output {read_only:7.0f} MB/s")
         print(
@@ -190,6 +198,7 @@ def measure(folder: Path, secret: bytes, size: int, with_ratio: bool) -> None:
 def run() -> None:
     """Measure `portal decrypt` on 1 GiB and 4 GiB attachments."""
     print("   Argon2id of the bench key file at its minimum cost (opening the key takes ~ms).")
+    print(f"   Load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.")
     print(
         "   Decrypt throughput counts start-up, reading the bundle, writing and syncing the file."
     )
