@@ -74,6 +74,7 @@ def known_fields() -> str:
 def parse_field_options(pairs: Sequence[str]) -> dict[str, object]:
     """Turn repeated `NAME=VALUE` options into raw field values; checkbox fields build lists."""
     raw: dict[str, object] = {}
+    choices: dict[str, list[str]] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         name = name.strip()
@@ -81,9 +82,8 @@ def parse_field_options(pairs: Sequence[str]) -> dict[str, object]:
             raise SealError(f"--field {pair!r} is not of the form NAME=VALUE.")
         field = _known_field(name, "--field")
         if field.kind == schema.CHECKBOXES:
-            previous = raw.setdefault(name, [])
-            assert isinstance(previous, list)
-            previous.append(value)
+            raw[name] = choices.setdefault(name, [])
+            choices[name].append(value)
         elif name in raw:
             raise SealError(f"--field {name} is given twice, but it takes one answer.")
         else:
