@@ -76,12 +76,12 @@ def read(path: Path) -> ReplyFile:
                 if entry.recipient == "submitter" and entry.reply_public_key is not None:
                     declared = crypto.b64decode(entry.reply_public_key, crypto.KEY_BYTES)
     except crypto.CryptoError as exc:  # EnvelopeError and BundleError among them
-        raise Refused(f"This is not a reply file made by `portal reply`: {exc}") from exc
+        raise Refused(f"This is not a reply file made by “portal reply”: {exc}") from exc
     if hmac.compare_digest(copies["submitter"], copies["team"]):
         raise Refused(
             "The submitter's copy and the team's copy are the same bytes, so at least "
             "one of them is sealed to the wrong key. Make the reply again with "
-            "`portal reply`."
+            "“portal reply”."
         )
     return ReplyFile(entries[0].case, copies, declared)
 
@@ -135,7 +135,7 @@ def accept(services: Services, session: Session, path: Path, staff_name: str) ->
     ):
         raise Refused(
             f"The submitter's copy is sealed to another key than case {case_id}'s reply key, "
-            "so the submitter could not open it. Make the reply again with `portal reply` from "
+            "so the submitter could not open it. Make the reply again with “portal reply” from "
             "the case folder of a bundle downloaded from this server."
         )
     if any(_already_uploaded(services, case, copies[r], r) for r in RECIPIENTS):

@@ -144,7 +144,7 @@ def _refusal(refused: accounts.LoginRefused) -> str:
         return _(
             "This account is locked until %(time)s UTC after repeated failed sign-ins. "
             "Try again then; a team member with access to the server can unlock it sooner "
-            "with `portal staff unlock`.",
+            "with “portal staff unlock”.",
             time=f"{refused.locked_until:%H:%M}",
         )
     return _(
@@ -419,7 +419,7 @@ def reply_post() -> tuple[str, int]:
         form = request.form
     except RequestEntityTooLarge:
         return _reply_page(
-            _("This file is far larger than any reply; choose the file made by `portal reply`."),
+            _("This file is far larger than any reply; choose the file made by “portal reply”."),
             413,
         )
     parts = [p for p in staged.finish() if p.field == "reply_file"]
@@ -433,7 +433,7 @@ def reply_post() -> tuple[str, int]:
             400,
         )
     if len(parts) != 1 or parts[0].size <= 0:
-        return _reply_page(_("Choose the reply file made by `portal reply`."), 400)
+        return _reply_page(_("Choose the reply file made by “portal reply”."), 400)
     with services.sessions() as db:
         try:
             stored = replies.accept(services, db, staged.staging.path / parts[0].name, g.staff_name)

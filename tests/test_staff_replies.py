@@ -234,8 +234,8 @@ def _cut_short(tmp: Path, case: str, submitter: bytes, team: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
-        (_not_a_tar, "This is not a reply file made by `portal reply`"),
-        (_cut_short, "This is not a reply file made by `portal reply`"),
+        (_not_a_tar, "This is not a reply file made by “portal reply”"),
+        (_cut_short, "This is not a reply file made by “portal reply”"),
         (_one_copy, "exactly two sealed copies"),
         (_not_replies, "this file holds: report, follow-up"),
         (_two_submitter_copies, "does not say which copy is whose"),
@@ -254,7 +254,7 @@ def test_bad_reply_files_are_refused_with_the_reason(
     status, page = _upload(staff, data)
     assert status == 400
     assert "The reply was refused:" in page
-    assert reason.replace("`", "&#96;") in page or reason in page
+    assert reason in page
     assert _replies(staff_app) == []
     assert not list(services_of(staff_app).store.incoming.iterdir())
 
