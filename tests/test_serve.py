@@ -79,9 +79,7 @@ def test_it_refuses_to_start_without_the_team_key(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_it_refuses_to_start_before_portal_init(tmp_path: Path) -> None:
-    env = deployment(tmp_path / "made")
-    env["PORTAL_DATA_DIR"] = str(tmp_path / "elsewhere")
+def test_it_refuses_to_start_before_portal_init(tmp_path: Path, env: dict[str, str]) -> None:
     result = CliRunner().invoke(main, ["serve", "--socket-dir", str(tmp_path)], env=env)
     assert result.exit_code != 0
     assert "run `portal init` first" in result.output
@@ -220,7 +218,8 @@ def test_a_405_says_which_methods_the_page_takes(served: Served) -> None:
     assert set(answer.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
-def _start_stalled_body(served: Served) -> tuple[socket.socket, float]:
+def _start_stalled_body(served: Served, sent: int = 50_000) -> tuple[socket.socket, float]:
+    """A report whose attachment stops after `sent` bytes; the socket and when it stopped."""
     token, cookie = csrf(served)
     head, _tail, content_type = multipart(
         {**REPORT, "csrf_token": token}, {"attachments": ("a.bin", 1_000_000)}
@@ -232,7 +231,7 @@ def _start_stalled_body(served: Served) -> tuple[socket.socket, float]:
             f"Content-Type: {content_type}\r\nContent-Length: {len(head) + 1_000_100}\r\n\r\n"
         ).encode()
         + head
-        + os.urandom(50_000)
+        + os.urandom(sent)
     )
     return sock, time.monotonic()
 
@@ -273,7 +272,8 @@ def test_a_client_that_stalls_in_its_headers_gets_a_bare_408(served: Served) -> 
 def test_a_trickling_client_is_dropped_once_it_falls_behind_the_minimum_rate(
     served: Served,
 ) -> None:
-    sock, since = _start_stalled_body(served)
+    # Nothing of the body yet: the allowance is the read timeout, plus what the head bought.
+    sock, since = _start_stalled_body(served, sent=0)
     with sock:
         sock.settimeout(0.2)
         # A few bytes every tenth of a second: never silent, far below the minimum rate.
