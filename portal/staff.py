@@ -124,10 +124,12 @@ def login_post() -> tuple[str, int] | BaseResponse:
             )
         except accounts.LoginRefused as refused:
             name = refused.member.name if refused.member else audit.UNKNOWN_NAME
-            detail = ""
-            if refused.locked_until and not refused.was_locked:
-                detail = f"locked until {refused.locked_until:%H:%M} UTC"
-            audit.record(db, name, "login-locked" if refused.was_locked else "login-failed", detail)
+            # The day only, as everywhere in the log: not the time the lock ends.
+            detail = "the account is now locked" if refused.locked_until else ""
+            if refused.was_locked:
+                audit.record(db, name, "login-locked")
+            else:
+                audit.record(db, name, "login-failed", detail)
             db.commit()
             return _render_login(_refusal(refused), 401)
         nonce = accounts.start_session(member)
