@@ -241,12 +241,16 @@ def serve(
             url = f"http://{where}/" if not where.startswith("unix:") else where
             click.echo(f"The {options.site} site is at {url}")
         if demo:
-            click.echo("This is a demonstration: its key is a DEMO key. Stop it with Ctrl-C.")
+            click.echo(
+                "A demonstration on loopback, which also answers to localhost names. "
+                "Stop it with Ctrl-C."
+            )
 
     code = serving.supervise(sites, env, on_ready=announce)
     serving.unlink_sockets(options.bind for options in sites)
     if code:
-        sys.exit(code)
+        # A site killed by a signal has a negative status; the shell and systemd want 1 to 255.
+        sys.exit(code if 0 < code < 256 else 1)
 
 
 # ---------------------------------------------------------------------------------------------
