@@ -107,8 +107,11 @@ def _check_hosts(app: Flask, config: Config) -> None:
     shape = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::[0-9]{1,5})?")
     inner = app.wsgi_app
     body = b"Bad request.\n"
-    refusal = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
-               *PLAIN_HEADERS]
+    refusal = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        *PLAIN_HEADERS,
+    ]
 
     def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         match = shape.fullmatch(str(environ.get("HTTP_HOST", "")).strip().lower())
