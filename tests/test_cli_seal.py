@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from rich.console import Console
 
 from portal import bundle, crypto, envelope, relay
 from portal.cli import main
@@ -383,3 +384,15 @@ def test_write_bundle_checks_what_it_wrote(tmp_path: Path) -> None:
     with pytest.raises(relay.SealError, match="does not read back"):
         relay.write_bundle(tmp_path / "b.sealed", [entry], [short])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_is_drawn_on_a_terminal(
+    tmp_path: Path, team: tuple[bytes, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret, team_pub = team
+    monkeypatch.setattr(Console, "is_terminal", property(lambda self: True))
+    (tmp_path / "big.bin").write_bytes(bytes(300_000))
+    out = tmp_path / "c.sealed"
+    result = seal(tmp_path, team_pub, "--out", str(out), *fields_args(), str(tmp_path / "big.bin"))
+    assert result.exit_code == 0, result.output
+    assert opened(out, secret)[2] == [bytes(300_000)]

@@ -22,9 +22,12 @@ from portal.cli.keys import EXISTING_FILE, NEW_FILE
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[relay.Progress]:
-    """A byte-counting progress bar on stderr, shown only on a terminal."""
+def progress_bar(description: str, total: int) -> Iterator[relay.Progress | None]:
+    """A byte-counting progress bar on stderr, shown only on a terminal (else no callback)."""
     console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -33,7 +36,6 @@ def progress_bar(description: str, total: int) -> Iterator[relay.Progress]:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda advance: bar.advance(task, advance)
