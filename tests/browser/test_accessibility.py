@@ -195,7 +195,7 @@ def follow_up_done(browser: Browser, site: LiveSite, lang: str) -> None:
     browser.fill("#followup-form #description", "The ban was extended.")
     if browser.javascript_enabled:
         browser.click("#followup-form button[type=submit]")
-        browser.wait_for("main h1:focus", timeout=30)
+        browser.wait_for("main p.protection[data-sealed-by]", timeout=30)
     else:
         browser.submit_and_wait("#followup-form button[type=submit]")
 
@@ -323,6 +323,34 @@ def test_public_error_page(
         chromium.page.remove_listener("response", keep)
     assert statuses[-1:] == [EXPECTED_STATUS.get(page, 429)], (page, statuses)
     audit(chromium, axe_script, f"{page} in {lang}")
+
+
+@pytest.mark.parametrize("chromium", ["chromium-js"], indirect=True)
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_report_while_it_is_sent_and_when_sending_failed(
+    chromium: Chromium, module_site: LiveSite, axe_script: Path, lang: str
+) -> None:
+    # What the sealing script shows: status, progress and the cancel button while the upload
+    # hangs, then the message when the connection fails. Scripts off, none of this exists.
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    chromium.page.route("**/submit/sealed", hold)
+    try:
+        chromium.goto(f"{module_site.url}/{lang}/submit")
+        fill_minimal_report(chromium)
+        chromium.click("#report-form button[type=submit]")
+        chromium.wait_for("#seal-cancel")
+        assert chromium.is_visible("#seal-status")
+        audit(chromium, axe_script, f"report being sent in {lang}")
+        held[0].abort("connectionfailed")
+        chromium.wait_for("#report-form:not([aria-busy])", visible=False)
+        assert chromium.text("#seal-status").strip()
+        audit(chromium, axe_script, f"report after a failed connection in {lang}")
+    finally:
+        chromium.page.unroute("**/submit/sealed")
 
 
 # --- The staff site -------------------------------------------------------------------------
