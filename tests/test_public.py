@@ -92,7 +92,8 @@ def field_value(page: str, name: str) -> str:
 
 def all_pages(client: FlaskClient) -> Iterator[tuple[str, str]]:
     """Every page of the no-JavaScript path, in every language, as (path, html)."""
-    yield "/", client.get("/").get_data(as_text=True)
+    for path in ("/", "/leave"):
+        yield path, client.get(path).get_data(as_text=True)
     for lang in LANGUAGES:
         for page in PAGES:
             path = f"/{lang}{page}"
