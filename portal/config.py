@@ -90,6 +90,14 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0, not {raw!r}.")
 
 
+def _host_name(entry: str) -> str:
+    """A host name without its port; an IPv6 address keeps its brackets ([::1]:8080)."""
+    host = entry.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.split(":", 1)[0]
+
+
 def load_config(env: Mapping[str, str], root: Path = ROOT) -> Config:
     """Build the configuration from `PORTAL_*` variables; ConfigError names what is wrong."""
     data_dir = Path(env.get("PORTAL_DATA_DIR") or root / "instance").resolve()
@@ -98,7 +106,7 @@ def load_config(env: Mapping[str, str], root: Path = ROOT) -> Config:
     if not key.is_absolute():
         key = (root / key).resolve()
     hostnames = tuple(
-        h.strip().lower().split(":")[0]
+        _host_name(h)
         for h in env.get("PORTAL_HOSTNAMES", "localhost,127.0.0.1").split(",")
         if h.strip()
     )
