@@ -277,6 +277,7 @@ def _stop(served: Served | None, net: TorNetwork | None) -> list[str]:
         stopping = pool.submit(served.stop) if served is not None else None
         if net is not None:
             net.stop()
+            net.stop()  # a second stop() does nothing
             # Each tor runs in its own session: its process group has its pid.
             problems += [f"tor {pid} still runs" for pid in net.pids if group_alive(pid)]
         code = stopping.result() if stopping is not None else 0
