@@ -58,6 +58,14 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     assert config.demo is True
 
 
+@pytest.mark.parametrize(
+    ("entry", "name"),
+    [("Portal.example:8080", "portal.example"), ("[::1]:8080", "[::1]"), ("[::1]", "[::1]")],
+)
+def test_a_host_name_loses_its_port_only(entry: str, name: str) -> None:
+    assert load_config({"PORTAL_HOSTNAMES": entry}).hostnames == (name,)
+
+
 def test_a_relative_key_path_is_taken_from_the_checkout() -> None:
     assert (
         load_config({"PORTAL_TEAM_PUBLIC_KEY": "keys/other.pub"}).team_public_key
