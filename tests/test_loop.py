@@ -162,6 +162,11 @@ def test_the_whole_loop(
     assert entry.id not in details
     assert services.store.stored_ids() == set()
     assert not any(services.store.incoming.iterdir())
+    if not DATABASE_URL:
+        # Not a byte of the case's ids anywhere in the data folder, SQLite's files included.
+        stored = _everything_stored(config.data_dir)
+        assert entry.case.encode() not in stored
+        assert entry.id.encode() not in stored
     # And the receipt opens nothing any more.
     response = public.post(
         "/en/follow-up",
@@ -176,17 +181,10 @@ def test_the_whole_loop(
 
 
 @pytest.mark.skipif(bool(DATABASE_URL), reason="looks inside the SQLite files")
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "`portal purge` deletes the rows, and SQLite's secure_delete zeroes them in the database "
-        "file, but the write-ahead log keeps the old pages until a checkpoint truncates it "
-        "(PRAGMA wal_checkpoint(TRUNCATE) after retention.delete)"
-    ),
-)
 def test_purge_leaves_no_copy_in_the_database_files(
     staff_app: Flask, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Deleted rows are zeroed in the database file and do not linger in its write-ahead log."""
     services = services_of(staff_app)
     submission = make_submission(staff_app, files=1)
     later = date.today() + timedelta(days=services.config.unexported_retention_days)
