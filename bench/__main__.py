@@ -1,4 +1,4 @@
-"""Run every benchmark module (`bench/bench_*.py`) in name order, or those named on the command line.
+"""Run every benchmark module (`bench/bench_*.py`) in name order, or those named.
 
 Each module has `run() -> None`, which prints its figures; ratios are measured in the same run
 on the same machine, so they carry over between machines better than absolute numbers.

@@ -26,16 +26,17 @@ STATIC = ROOT / "static"
 SCRIPT = STATIC / "portal.js"
 
 
-def create_app(site: str = PUBLIC, env: Mapping[str, str] | None = None,
-               config: Config | None = None) -> Flask:
+def create_app(
+    site: str = PUBLIC, env: Mapping[str, str] | None = None, config: Config | None = None
+) -> Flask:
     """Build the public or the staff site from a configuration mapping (the environment).
 
     Reads the team's public key, the installation secret and the sealing script's hash; makes
     no table, no folder and no connection. A missing or malformed key stops it with a message.
     """
-    from flask import Flask  # noqa: PLC0415
+    from flask import Flask
 
-    from portal import errors, headers, i18n, limits, services, uploads  # noqa: PLC0415
+    from portal import errors, headers, i18n, limits, services, uploads
 
     if site not in (PUBLIC, STAFF):
         raise ValueError(f"unknown site {site!r}")
@@ -45,8 +46,9 @@ def create_app(site: str = PUBLIC, env: Mapping[str, str] | None = None,
     app.request_class = uploads.PortalRequest
     app.extensions["portal"] = state
     app.config.update(
-        SECRET_KEY=hashlib.blake2b(state.installation_secret, digest_size=32,
-                                   person=f"flask-{site}".encode()).digest(),
+        SECRET_KEY=hashlib.blake2b(
+            state.installation_secret, digest_size=32, person=f"flask-{site}".encode()
+        ).digest(),
         MAX_CONTENT_LENGTH=config.max_upload_bytes,
         # A long description is text held in memory; files never are.
         MAX_FORM_MEMORY_SIZE=2 * 1024 * 1024,
@@ -71,11 +73,11 @@ def create_app(site: str = PUBLIC, env: Mapping[str, str] | None = None,
     _check_hosts(app, config)
     app.teardown_request(lambda _exc: uploads.release())
     if site == PUBLIC:
-        from portal import public  # noqa: PLC0415
+        from portal import public
 
         public.register(app)
     else:
-        from portal import staff  # noqa: PLC0415
+        from portal import staff
 
         staff.register(app)
     return app

@@ -53,8 +53,9 @@ def team_keys(tmp_path: Path) -> TeamKeys:
     public_path = folder / "team.pub"
     public_path.write_text(crypto.format_public_key_file(public, date.today()))
     private_path = folder / "team.key"
-    crypto.write_new_file(private_path,
-                          crypto.private_key_file_text(secret, PASSPHRASE.encode()).encode())
+    crypto.write_new_file(
+        private_path, crypto.private_key_file_text(secret, PASSPHRASE.encode()).encode()
+    )
     passphrase_path = folder / "passphrase.txt"
     passphrase_path.write_text(PASSPHRASE + "\n")
     return TeamKeys(public_path, private_path, passphrase_path, secret, public)

@@ -55,4 +55,4 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reprisals-portal")
 def main() -> None:
-    """Reprisals portal: seal, store and open reports of reprisals against people who cooperate with the UN."""
+    """Reprisals portal: seal, store and open reports of reprisals for cooperating with the UN."""
