@@ -160,7 +160,7 @@ class StaffAccount:
 
 @dataclass
 class OnionPortal:
-    """The running deployment, its onion names, the two tor clients and the offline key."""
+    """The running deployment, its onion names, the three tor clients and the offline key."""
 
     folder: Path
     env: dict[str, str]
