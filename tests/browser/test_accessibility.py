@@ -392,6 +392,11 @@ def _reply_problem(browser: Browser, site: LiveSite) -> None:
     post_unchecked(browser, "main form")
 
 
+def _expired_form(browser: Browser, site: LiveSite) -> None:
+    browser.goto(f"{site.url}/audit")
+    post(browser, "/delete", {"csrf_token": "expired", "ids": "none"})
+
+
 STAFF_PAGES: dict[str, Callable[[Browser, LiveSite], None]] = {
     "submissions": lambda b, s: b.goto(f"{s.url}/"),
     "submissions-selected": lambda b, s: b.goto(f"{s.url}/?select=all"),
@@ -400,6 +405,7 @@ STAFF_PAGES: dict[str, Callable[[Browser, LiveSite], None]] = {
     "reply-upload": lambda b, s: b.goto(f"{s.url}/reply"),
     "reply-problem": _reply_problem,
     "error-404": lambda b, s: b.goto(f"{s.url}/no-such-page"),
+    "form-expired": _expired_form,
 }
 
 
