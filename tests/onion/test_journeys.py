@@ -18,7 +18,6 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import nacl.signing
 import pytest
@@ -59,13 +58,6 @@ def random_onion() -> str:
     return torconfig.check_onion(name)
 
 
-def find_record(records: list[dict[str, Any]], mark: str) -> dict[str, Any]:
-    """The one opened record whose description holds the marker."""
-    found = [r for r in records if mark in str(r["fields"].get("description", ""))]
-    assert len(found) == 1, [r["fields"] for r in records]
-    return found[0]
-
-
 def refusal(socks_port: int, host: str, timeout: float = 60) -> tuple[int, float]:
     """The SOCKS error tor gives for host once it has the descriptor (0xF0: not yet fetched),
     and the seconds it took."""
@@ -89,14 +81,10 @@ def test_tor_runs_portal_tor_config_s_own_torrc(onion_portal: OnionPortal) -> No
     the test; the onion names are those tor wrote, and the sites answer to them alone."""
     used = (onion_portal.net.workdir / "portal" / "torrc").read_text()
     generated = onion_portal.torrc.splitlines()
-    dropped = [
-        line for line in generated if line.split(None, 1)[:1] and
-        line.split(None, 1)[0].lower() in SERVICE_DROPPED_KEYWORDS
-    ]  # fmt: skip
-    assert sorted(line.split()[0] for line in dropped) == [
-        "DataDirectory", "Log", "SocksPort"
-    ]  # fmt: skip
-    kept = [line for line in generated if line not in dropped]
+    keywords = [line.split(None, 1)[0] if line.strip() else "" for line in generated]
+    dropped = [word for word in keywords if word.lower() in SERVICE_DROPPED_KEYWORDS]
+    assert sorted(dropped) == ["DataDirectory", "Log", "SocksPort"]
+    kept = [line for line, word in zip(generated, keywords, strict=True) if word not in dropped]
     assert used.startswith("\n".join(kept) + "\n")
     assert "HiddenServicePoWDefensesEnabled 1" in used
     data = onion_portal.folder / "tor-data"
@@ -383,9 +371,9 @@ def test_report_journey_in_firefox(
 # --- Afterwards -----------------------------------------------------------------------------------
 
 
-def test_no_log_holds_what_a_client_sent(onion_portal: OnionPortal) -> None:
-    """After the journeys, no tor log and no portal log (errors, access, output) holds any
-    marker, receipt or passphrase that a client sent."""
+def test_no_log_and_no_stored_file_holds_what_a_client_sent(onion_portal: OnionPortal) -> None:
+    """After the journeys, no tor log, no portal log (errors, access, output) and no file the
+    server keeps holds any marker, receipt or passphrase that a client sent."""
     journeys = [s for s in onion_portal.sent if s.startswith("ONION")]
     if not journeys:
         pytest.skip("no journey ran in this session, so no client sent anything to look for")
@@ -394,8 +382,20 @@ def test_no_log_holds_what_a_client_sent(onion_portal: OnionPortal) -> None:
     assert onion_portal.served.access_log.exists()
     assert "POST /<lang>/submit" in logs["portal serve"]
     for name, log in logs.items():
-        leaked = [s for s in onion_portal.sent if s in log or s.lower() in log.lower()]
+        leaked = [s for s in onion_portal.sent if s.lower() in log.lower()]
         assert not leaked, f"the {name} log holds {leaked}"
+
+    stored = [
+        path
+        for path in (onion_portal.folder / "data").rglob("*")
+        if path.is_file() and "tor-clients" not in path.parts
+    ]
+    stored += list(onion_portal.folder.glob("portal.sqlite3*"))
+    assert any("sealed" in path.parts for path in stored)
+    for path in stored:
+        data = path.read_bytes()
+        leaked = [s for s in onion_portal.sent if s.encode() in data]
+        assert not leaked, f"{path} holds {leaked}"
 
 
 def test_the_launcher_reports_a_torrc_that_tor_refuses(onion_portal: OnionPortal) -> None:
