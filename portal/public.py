@@ -44,6 +44,9 @@ RELAY_FORM = "relay_upload"
 # What the problem summary calls each field: the same words as the label on its page (the
 # follow-up form's "description" is labelled "New information").
 REPORT_LABELS = {f.name: f.label for f in schema.REPORT_FIELDS} | {ATTACHMENTS: N_("Attachments")}
+FOLLOW_UP_LABELS = {f.name: f.label for f in schema.FOLLOW_UP_FIELDS} | {
+    ATTACHMENTS: N_("Attachments")
+}
 TOO_MANY_FILES = N_(
     "At most 100 files can be sent at once. The first 100 were received and are kept below; "
     "send the others afterwards, as more information with your receipt."
@@ -53,9 +56,6 @@ ALL_TOO_LONG = N_(
     "Together, your answers are too long to send at once. Please shorten this text, or send "
     "part of it afterwards as more information with your receipt."
 )
-FOLLOW_UP_LABELS = {f.name: f.label for f in schema.FOLLOW_UP_FIELDS} | {
-    ATTACHMENTS: N_("Attachments")
-}
 
 
 def _report_rate() -> str:
@@ -342,9 +342,7 @@ def follow_up_post() -> tuple[str, int]:
     with services.sessions() as session:
         staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
         form = request.form
-        files = kept.restore(form, staged) + [
-            p for p in staged.finish() if p.field == "attachments"
-        ]
+        files = kept.restore(form, staged) + [p for p in staged.finish() if p.field == ATTACHMENTS]
         receipt = form.get("receipt", "")
         adding = form.get("step") == "add"
         problem = _csrf_problem(form)
