@@ -50,6 +50,9 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
                 from portal.public import limited_report  # here, to avoid an import cycle
 
                 return limited_report(form)
+            from portal.public import limited_follow_up  # here, to avoid an import cycle
+
+            return limited_follow_up(form)
         return render_template("errors/limited.html"), 429
 
     @app.errorhandler(HTTPException)

@@ -168,6 +168,23 @@ def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
     )
 
 
+def limited_follow_up(form: MultiDict[str, str]) -> tuple[str, int]:
+    """The follow-up page again, calm, when too many lookups arrive at once.
+
+    The case is not looked up (that is the costly part being limited); what was typed, the
+    receipt included, comes back as it was.
+    """
+    notice = _(
+        "Many people are using the portal right now, so this was not sent yet. Everything you "
+        "typed is still below. Please wait a few minutes and try again; attachments must be "
+        "chosen again."
+    )
+    receipt = form.get("receipt", "")
+    if form.get("step") == "add":
+        return _case_page(receipt, None, form, [], [], notice), 429
+    return _receipt_page(notice, receipt), 429
+
+
 @bp.get("/submit")
 def submit() -> tuple[str, int]:
     """The empty report form."""
@@ -401,7 +418,7 @@ def _receipt_page(problem: str, receipt: str) -> str:
 
 def _case_page(
     receipt: str,
-    replies: list[intake.Reply],
+    replies: list[intake.Reply] | None,
     values: MultiDict[str, str],
     problems: list[schema.Problem],
     kept_files: list[kept.KeptFile],

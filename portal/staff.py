@@ -32,7 +32,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import ValidationError
 
-from portal import accounts, audit, bundle, exporting, replies, retention, uploads
+from portal import accounts, audit, bundle, exporting, limits, replies, retention, uploads
 from portal.limits import limiter
 from portal.models import StaffMember, Submission
 from portal.services import Services, current, today
@@ -85,10 +85,6 @@ def _require_sign_in() -> BaseResponse | None:
     return None
 
 
-def _login_key() -> str:
-    return "login:" + accounts.normalise_name(request.form.get("name", ""))[:64]
-
-
 def _render_login(notice: str | None = None, status: int = 200) -> tuple[str, int]:
     return render_template("staff/login.html", notice=notice), status
 
@@ -112,7 +108,8 @@ def login() -> tuple[str, int] | BaseResponse:
 
 
 @bp.post("/login")
-@limiter.limit(lambda: current().config.login_rate_limit, key_func=_login_key)
+@limiter.limit(lambda: current().config.login_rate_limit, key_func=limits.account())
+@limiter.limit("60 per minute", key_func=limits.whole_site("login"))
 def login_post() -> tuple[str, int] | BaseResponse:
     """Check name, passphrase and code; open a session."""
     services = current()
