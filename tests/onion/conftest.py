@@ -1,7 +1,9 @@
 """The portal as a real deployment behind real onion services, on a private Tor network.
 
-One network and one deployment serve the whole session (the network alone takes seconds to
-form). The fixture does what the deployment guide says, in a temporary folder:
+One network and one deployment serve every test under tests/onion (the network alone takes
+seconds to form), started for the first and stopped after the last: scoped to this package
+rather than to the whole session, so that no tor and no server idles on while the rest of
+the suite runs. The fixture does what the deployment guide says, in a temporary folder:
 
 1. a team key pair, `portal init`, and a staff account made with `portal staff add`;
 2. `portal tor-config --install-clients`: its torrc, taken as printed, starts the service
@@ -289,7 +291,7 @@ def _stop(served: Served | None, net: TorNetwork | None) -> list[str]:
     return problems
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def onion_portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OnionPortal]:
     """The portal served behind its two onion services on a private Tor network."""
     if reason := missing_tools():
