@@ -12,7 +12,7 @@ Use::
         net.wait_for_onion(socks_port, public_onion)
         status, headers, body = http_request(socks_port, public_onion, "GET", "/en/")
 
-As a fixture, one network for the whole session (the network takes 10-20 seconds to form)::
+As a fixture, one network for the whole session (it takes 15 to 40 seconds to form)::
 
     @pytest.fixture(scope="session")
     def tor_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TorNetwork]:
@@ -21,16 +21,18 @@ As a fixture, one network for the whole session (the network takes 10-20 seconds
         with TorNetwork(tmp_path_factory.mktemp("tor")) as net:
             yield net
 
-``TorNetwork(workdir, *, relays=2, authorities=3, log_level="notice")``
-    ``workdir`` must be empty or absent. Three authorities and two relays make five nodes.
-    Some onion service circuits take four distinct relays (guard, vanguard, middle, and the
-    introduction or rendezvous point): three nodes cannot serve an onion at all, four can
-    with no slack, five leave one to spare.
+``TorNetwork(workdir, *, relays=4, authorities=1, log_level="notice")``
+    ``workdir`` must be empty or absent. Some onion service circuits take four distinct
+    relays (guard, vanguard, middle, and the introduction or rendezvous point): three nodes
+    cannot serve an onion at all, four can with no slack, five leave one to spare. One
+    authority forms the network sooner than three on a busy machine: it makes one RSA-3072
+    key instead of three and votes with nobody (three authorities and two relays work too).
 
     ``start()``
         Makes the authorities' keys, starts authorities and relays on free ports of 127.0.0.1,
-        and returns once they have voted a consensus listing every node as running. A fixture
-        that calls ``start()`` itself must call ``stop()`` in ``finally``, even if it raised.
+        and returns once a consensus lists every node as usable and every node has
+        bootstrapped. A fixture that calls ``start()`` itself must call ``stop()`` in
+        ``finally``, even if ``start()`` raised.
     ``network_lines() -> list[str]``
         The torrc lines any other tor needs to join this network (``TestingTorNetwork 1``,
         ``DirAuthority`` lines, path threshold).
@@ -56,6 +58,10 @@ As a fixture, one network for the whole session (the network takes 10-20 seconds
     ``pids -> list[int]``
         The process ids of every tor started here.
 
+    ``add_client`` and ``add_service_host`` may run side by side in threads. A tor that fails
+    to start raises ``TorError`` with its last lines; later waits no longer check it, but
+    every other tor's death still fails them.
+
 ``http_request(socks_port, host, method, path, headers, body) -> Response`` makes one HTTP/1.1
 request through a SOCKS5 port, with the host name resolved by tor and never locally, and reads
 the whole response (``Content-Length``, chunked or to close, as ``http.client`` does).
@@ -72,6 +78,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -294,6 +301,8 @@ class _Instance:
     name: str
     datadir: Path
     process: subprocess.Popen[bytes]
+    # An instance that failed to start is reported once; later waits no longer check it.
+    abandoned: bool = False
 
     def log_text(self) -> str:
         try:
@@ -312,7 +321,7 @@ class TorNetwork:
     """A private Tor network of authorities and relays on 127.0.0.1, plus clients and services."""
 
     def __init__(
-        self, workdir: Path, *, relays: int = 2, authorities: int = 3, log_level: str = "notice"
+        self, workdir: Path, *, relays: int = 4, authorities: int = 1, log_level: str = "notice"
     ) -> None:
         if authorities < 1 or relays < 0 or authorities + relays < 4:
             raise ValueError("a network needs an authority and four nodes in all")
@@ -362,10 +371,8 @@ class TorNetwork:
         # RSA key generation takes most of a second per authority: share it between cores.
         with ThreadPoolExecutor() as pool:
             self._dir_authority_lines = list(pool.map(self._make_authority, authorities))
-        # Only the authorities serve directory documents and onion service descriptors. A
-        # relay's cache lags seconds behind each consensus, and a client that asks it too early
-        # gets a 404 and tries again ten seconds later. With the authorities as the only onion
-        # service directories, every descriptor lands on every one of them.
+        # The authorities are the only onion service directories (relays have no directory
+        # cache, see _RELAY_ONLY_LINES), so every descriptor lands on every one of them.
         fingerprints = ",".join(f"${line.split()[-1]}" for line in self._dir_authority_lines)
         for nickname, or_port, dir_port in authorities:
             lines = [
@@ -375,9 +382,20 @@ class TorNetwork:
                 "TestingDirAuthVoteHSDirIsStrict 1",
             ]
             self._launch(nickname, lines, datadir=self.workdir / nickname)
-        for nickname, or_port in relays:
-            self._launch(nickname, [*_relay_lines(nickname, or_port), "DirCache 0"])
+        relay_instances = [
+            self._launch(nickname, [*_relay_lines(nickname, or_port), *_RELAY_ONLY_LINES])
+            for nickname, or_port in relays
+        ]
+        # A relay that asks for a consensus before there is one backs off for up to half a
+        # minute, and circuits through it fail until it has one. SIGHUP makes tor forget its
+        # failed downloads and ask again at once; its handler is in place by "Bootstrapped 0%".
+        self._wait_until(lambda: bool(self._consensus_flags()), 60, "a first consensus")
+        for relay in relay_instances:
+            self._wait_for_log(relay, _STARTED, timeout=30)
+            relay.process.send_signal(signal.SIGHUP)
         self._wait_for_consensus(timeout=90)
+        for instance in self._instances:
+            self._wait_for_log(instance, _BOOTSTRAPPED, timeout=60)
 
     def add_client(self, name: str, *, client_auth_dir: Path | None = None) -> int:
         """Start a client tor and return its SOCKS port once it has bootstrapped."""
@@ -520,7 +538,7 @@ class TorNetwork:
 
     def _check_alive(self) -> None:
         for instance in self._instances:
-            if instance.process.poll() is not None:
+            if not instance.abandoned and instance.process.poll() is not None:
                 code = instance.process.returncode
                 raise TorError(f"tor exited with status {code}: {instance.describe()}")
 
@@ -548,6 +566,7 @@ class TorNetwork:
         try:
             self._wait_until(seen, timeout, f"{pattern.pattern!r} in the log of {instance.name}")
         except TorError as error:
+            instance.abandoned = True
             if instance.process.poll() is not None:
                 raise
             raise TorError(f"{error}\n{instance.describe()}") from None
@@ -607,6 +626,19 @@ def _relay_lines(nickname: str, or_port: int) -> list[str]:
         # Skip the self-test that waits to see the relay from outside.
         "AssumeReachable 1",
     ]
+
+
+_RELAY_ONLY_LINES = [
+    # Only the authorities serve directory documents and onion service descriptors: a
+    # relay's cache lags seconds behind each consensus, and a client that asks it too early
+    # gets a 404 and tries again ten seconds later.
+    "DirCache 0",
+    # Fetch each consensus as soon as it is out, as the real network's caches do, rather than
+    # at a random moment of its 30-second life: until a relay has the consensus that lists
+    # the others, circuits through it fail.
+    "FetchDirInfoEarly 1",
+    "FetchDirInfoExtraEarly 1",
+]
 
 
 def _authority_lines(dir_port: int) -> list[str]:
