@@ -441,7 +441,9 @@ def test_receipts_and_fingerprints_stay_ascii_digits_left_to_right(
 def test_one_stylesheet_serves_both_directions() -> None:
     # Physical sides (left, right) would stay put when Arabic mirrors the page; logical ones
     # (inline-start, inline-end) follow the direction.
-    css = (ROOT / "static" / "portal.css").read_text(encoding="utf-8")
+    css = "\n".join(
+        (ROOT / "static" / name).read_text(encoding="utf-8") for name in ("portal.css", "staff.css")
+    )
     physical = re.findall(
         r"[\w-]*(?:-left|-right)\b[\w-]*\s*:|(?<![\w-])(?:left|right)\s*:"
         r"|text-align:\s*(?:left|right)|float:\s*(?:left|right)|clear:\s*(?:left|right)",
