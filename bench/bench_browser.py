@@ -8,8 +8,8 @@ attachments are encrypted with WebCrypto's native AES-GCM. The figures:
   File, chunk by chunk), in MB/s (target: at least 50 MB/s), with the same at Standard for the
   ratio;
 * sealing a report without attachments (`collectFields` on a filled report form, then
-  `buildManifest` and `sealManifest`, whose X25519 runs in pure JavaScript), first and median
-  of several runs (target: under 1 s).
+  `buildManifest` and `sealManifest`, whose X25519 runs in pure JavaScript): the mean of 20
+  runs and the first, cold one (target: under 1 s).
 
 The sealing functions come from js/envelope.js, bundled by esbuild into a temporary folder with
 the project's flags (nothing is written into the checkout), and run on a loopback page served
@@ -37,7 +37,10 @@ ATTACHMENT_BYTES = 100 * MIB
 BUNDLE_TARGET = 50 * 1024
 THROUGHPUT_TARGET = 50.0  # MB/s, 10^6 bytes a second
 REPORT_TARGET = 1.0  # seconds
-REPORT_RUNS = 5
+REPORT_RUNS = 20
+# Tor Browser's fingerprinting resistance rounds performance.now() to 1/60 s: a single seal
+# reads as 0 or 17 ms, so the mean comes from the time of all the runs together.
+TIMER_RESOLUTION = 1 / 60
 
 # The benchmark page's own script: it exposes nothing on window and runs on a button press, so the
 # page needs no inline script and the timings are taken inside the page, where the JIT settings
@@ -68,6 +71,7 @@ document.getElementById('seal-report').addEventListener('click', () => {
     const teamKey = parsePublicKey(form.dataset.teamKey);
     const times = [];
     let sealed = 0;
+    const begun = performance.now();
     for (let run = 0; run < %(runs)d; run += 1) {
       const started = performance.now();
       const manifest = buildManifest({
@@ -76,7 +80,7 @@ document.getElementById('seal-report').addEventListener('click', () => {
       sealed = sealManifest(manifest, teamKey).length;
       times.push(performance.now() - started);
     }
-    out('report-result', { times, sealed });
+    out('report-result', { times, total: performance.now() - begun, sealed });
   } catch (error) {
     out('report-result', { error: String(error) });
   }
@@ -178,8 +182,9 @@ def wait_for_result(browser: Any, element: str, timeout: float) -> dict[str, Any
     raise TimeoutError(f"no result in #{element} after {timeout:.0f} s")
 
 
-def measure(level: str, url: str, attachment: Path) -> tuple[float, list[float]]:
-    """Seal the attachment and the report in Firefox at a level: MB/s, and report times in s."""
+def measure(level: str, url: str, attachment: Path) -> tuple[float, float, float]:
+    """Seal the attachment and the report in Firefox at a level: MB/s, then the first report
+    seal's time and the mean of all, in seconds."""
     from tests.browser.harness import launch
 
     with launch(f"firefox-{level}") as browser:
@@ -197,7 +202,7 @@ def measure(level: str, url: str, attachment: Path) -> tuple[float, list[float]]
         browser.click("#seal-report")
         report = wait_for_result(browser, "report-result", timeout=120)
         assert report["sealed"] % 4096 == 48, report  # padded JSON + sealed box overhead
-    return throughput, [ms / 1000 for ms in report["times"]]
+    return throughput, report["times"][0] / 1000, report["total"] / 1000 / REPORT_RUNS
 
 
 def unavailable() -> str | None:
@@ -244,19 +249,18 @@ def run() -> None:
         with serve_wsgi(page_app(script, page)) as url:
             for level in ("standard", "safer"):
                 results[level] = measure(level, url + "/", attachment)
-    safer_speed, safer_times = results["safer"]
-    standard_speed, standard_times = results["standard"]
-    verdict = "ok" if safer_speed >= THROUGHPUT_TARGET else "UNDER TARGET"
+    safer_speed, safer_first, safer_mean = results["safer"]
+    standard_speed, _first, standard_mean = results["standard"]
     print(
         f"   sealing a 100 MiB attachment at Safer: {safer_speed:.0f} MB/s "
         f"(target at least {THROUGHPUT_TARGET:.0f} MB/s: {verdict}); at Standard "
         f"{standard_speed:.0f} MB/s (Safer/Standard {safer_speed / standard_speed:.2f})"
     )
-    first, median = safer_times[0], sorted(safer_times)[len(safer_times) // 2]
-    verdict = "ok" if first < REPORT_TARGET else "OVER TARGET"
+    slowest = max(safer_first, safer_mean) + TIMER_RESOLUTION
+    verdict = "ok" if slowest < REPORT_TARGET else "OVER TARGET"
     print(
-        f"   sealing a report without attachments at Safer: {first * 1000:.0f} ms the first "
-        f"time, median {median * 1000:.0f} ms of {len(safer_times)} (target under "
-        f"{REPORT_TARGET * 1000:.0f} ms: {verdict}); at Standard {standard_times[0] * 1000:.0f} ms"
-        f" the first time"
+        f"   sealing a report without attachments at Safer: {safer_mean * 1000:.1f} ms on average "
+        f"over {REPORT_RUNS}, the first {safer_first * 1000:.0f} ms (timer steps of "
+        f"{TIMER_RESOLUTION * 1000:.0f} ms; target under {REPORT_TARGET * 1000:.0f} ms: "
+        f"{verdict}); at Standard {standard_mean * 1000:.1f} ms on average"
     )
