@@ -360,7 +360,7 @@ class TorNetwork:
         ]
 
     def start(self) -> None:
-        """Start the authorities and relays and wait for a consensus that lists them all."""
+        """Start the authorities and relays; return once all are listed usable and bootstrapped."""
         if self.workdir.exists() and any(self.workdir.iterdir()):
             raise TorError(f"the work directory must be empty: {self.workdir}")
         self.workdir.mkdir(parents=True, exist_ok=True)
