@@ -329,7 +329,12 @@ def test_the_demo_serves_loopback_ports_and_stops_when_a_site_dies(tmp_path: Pat
         public = server.request("GET", "/en/", headers={"Host": f"127.0.0.1:{ports['public']}"})
         assert public.status == 200
         assert server.request("GET", "/login", site="staff").status in (200, 303)
-        assert "A demonstration on loopback" in server.output.read_text()
+        # The supervisor announces the sites once both answer, which may be just after this
+        # test saw them answer.
+        deadline = time.monotonic() + 15
+        while "A demonstration on loopback" not in server.output.read_text():
+            assert time.monotonic() < deadline, server.output.read_text()
+            time.sleep(0.1)
         assert server.process is not None
         arbiters = _children(server.process.pid)
         assert len(arbiters) == 2
