@@ -21,7 +21,8 @@ from portal.services import Services, ensure_secret, load, read_team_key
 
 
 @contextmanager
-def _services() -> Iterator[Services]:
+def command_services() -> Iterator[Services]:
+    """The server's services for one command, from the environment; connections closed after."""
     try:
         services = load(load_config(os.environ))
     except ConfigError as exc:
@@ -53,7 +54,7 @@ def init() -> None:
         raise click.ClickException(
             f"The database {where} cannot be reached or migrated: {type(exc).__name__}."
         ) from exc
-    with _services() as services:
+    with command_services() as services:
         services.store.ensure()
         removed = retention.sweep(services)
     click.echo(f"Data folder: {config.data_dir}" + (" (new secret made)" if made else ""))
@@ -77,7 +78,7 @@ def export(out: Path, everything: bool) -> None:
         raise click.ClickException(f"{out} exists; choose a new file name.")
     if not out.parent.is_dir():
         raise click.ClickException(f"The folder {out.parent} does not exist.")
-    with _services() as services, services.sessions() as session:
+    with command_services() as services, services.sessions() as session:
         chosen = (exporting.all_exportable if everything else exporting.pending)(session)
         # A name of its own, so that an earlier export that was interrupted is no obstacle.
         partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
@@ -112,7 +113,7 @@ def _fsync_dir(folder: Path) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
 def purge(dry_run: bool) -> None:
     """Delete submissions past their retention date (run daily by a timer)."""
-    with _services() as services:
+    with command_services() as services:
         with services.sessions() as session:
             due = retention.due(services, session)
             if dry_run:

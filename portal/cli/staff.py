@@ -8,29 +8,13 @@ the terminal, and never again: the server keeps only the passphrase's hash.
 from __future__ import annotations
 
 import io
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 import segno
 
 from portal import accounts, audit
-from portal.config import ConfigError, load_config
-from portal.services import Services, load, today
-
-
-@contextmanager
-def _services() -> Iterator[Services]:
-    """The server's services for one command; its database connections closed after."""
-    try:
-        services = load(load_config(os.environ))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        yield services
-    finally:
-        services.engine.dispose()
+from portal.cli.server import command_services
+from portal.services import today
 
 
 def _qr(uri: str) -> str:
@@ -68,7 +52,7 @@ def staff() -> None:
 @click.option("--no-qr", is_flag=True, help="Do not draw the QR code (the URI is printed anyway).")
 def add(name: str, no_qr: bool) -> None:
     """Create an account with a generated passphrase and a TOTP secret, shown once."""
-    with _services() as services, services.sessions() as session:
+    with command_services() as services, services.sessions() as session:
         try:
             credentials = accounts.create(session, name, today())
         except accounts.AccountError as exc:
@@ -83,7 +67,7 @@ def add(name: str, no_qr: bool) -> None:
 def list_accounts() -> None:
     """List the accounts (never their secrets)."""
     moment = accounts.now()
-    with _services() as services, services.sessions() as session:
+    with command_services() as services, services.sessions() as session:
         members = accounts.all_members(session)
     if not members:
         click.echo("No staff accounts. Add one with `portal staff add NAME`.")
@@ -105,7 +89,7 @@ def list_accounts() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def remove(name: str, yes: bool) -> None:
     """Delete an account; its open session ends at once."""
-    with _services() as services, services.sessions() as session:
+    with command_services() as services, services.sessions() as session:
         try:
             member = accounts.get(session, name)
         except accounts.AccountError as exc:
@@ -123,7 +107,7 @@ def remove(name: str, yes: bool) -> None:
 @click.option("--no-qr", is_flag=True, help="Do not draw the QR code (the URI is printed anyway).")
 def reset(name: str, no_qr: bool) -> None:
     """Give an account a new passphrase and TOTP secret (shown once); ends its session."""
-    with _services() as services, services.sessions() as session:
+    with command_services() as services, services.sessions() as session:
         try:
             credentials = accounts.reset(session, name)
         except accounts.AccountError as exc:
@@ -141,7 +125,7 @@ def reset(name: str, no_qr: bool) -> None:
 @click.argument("name")
 def unlock(name: str) -> None:
     """Clear an account's failed sign-ins and lock."""
-    with _services() as services, services.sessions() as session:
+    with command_services() as services, services.sessions() as session:
         try:
             member = accounts.get(session, name)
         except accounts.AccountError as exc:
