@@ -3,7 +3,7 @@
 On the first run it makes a DEMO team key pair in `instance/demo/` (never in `keys/`: a demo key
 must never be mistaken for the team's), with its passphrase printed and kept beside it so
 that the demo's submissions can be opened with `portal decrypt`; then `portal init`, a demo
-staff account (when the staff accounts module is present) and `portal serve --demo` on
+staff account and `portal serve --demo` on
 127.0.0.1. Every later run reuses the key and the data, and gives the demo account new
 credentials.
 """
@@ -67,13 +67,8 @@ def make_key(folder: Path) -> None:
 
 
 def staff_account() -> None:
-    """Give the demo staff account new credentials, and print them; skip without the module."""
-    try:
-        from portal import accounts
-    except ImportError:
-        click.echo("(No staff accounts module here: the staff site has no demo account.)")
-        return
-    from portal import services
+    """Give the demo staff account new credentials, and print them."""
+    from portal import accounts, services
     from portal.config import load_config
 
     state = services.load(load_config(os.environ))
