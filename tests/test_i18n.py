@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from conftest import MINIMAL_REPORT, TeamKeys, csrf_token, receipt_of
 from flask import Flask, g, render_template
 from flask.testing import FlaskClient
+from test_export import export_and_decrypt
 
 from portal import i18n
-from portal.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "portal" / "translations"
@@ -568,26 +568,8 @@ def test_report_txt_keeps_the_text_as_written_under_english_labels(
         content_type="multipart/form-data",
     )
     assert response.status_code == 200
-    runner = CliRunner()
-    exported = tmp_path / "bundle.tar"
-    result = runner.invoke(main, ["export", "--out", str(exported)])
-    assert result.exit_code == 0, result.output
-    out = tmp_path / "cases"
-    result = runner.invoke(
-        main,
-        [
-            "decrypt",
-            "--key",
-            str(team_keys.private_path),
-            "--passphrase-file",
-            str(team_keys.passphrase_path),
-            "--out",
-            str(out),
-            str(exported),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    [report] = out.glob("*/report.txt")
+    export_and_decrypt(CliRunner(), team_keys, tmp_path / "offline")
+    [report] = (tmp_path / "offline" / "opened").glob("*/report.txt")
     text = report.read_text(encoding="utf-8")
     assert description in text
     assert re.search(r"^Language:\s+French \(fr\)$", text, re.MULTILINE), text
