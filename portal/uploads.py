@@ -23,7 +23,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import File
 
-from portal import bundle, crypto, storage
+from portal import bundle, crypto, envelope, storage
 
 SEAL = "seal"
 RAW = "raw"
@@ -226,10 +226,8 @@ class Uploads:
 
 
 def _raw_limit(field_name: str) -> int:
-    from portal.envelope import MAX_MANIFEST_BYTES  # a tiny import here avoids a cycle
-
     if field_name == "manifest":
-        return MAX_MANIFEST_BYTES + crypto.SEAL_OVERHEAD
+        return envelope.MAX_MANIFEST_BYTES + crypto.SEAL_OVERHEAD
     # Blobs and sealed case files are limited by the request's own size limit.
     return 1 << 62
 
