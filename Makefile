@@ -7,13 +7,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
-BUNDLE := static/portal.js
+BUNDLE := portal/static/portal.js
 CATALOGUES := $(wildcard portal/translations/*/LC_MESSAGES/messages.po)
 COMPILED := $(CATALOGUES:.po=.mo)
 # Debian packages the browser and onion tests drive; installed only when running as root.
 SYSTEM_PACKAGES := tor firefox-esr chromium fonts-noto-core fonts-noto-cjk
 
-.PHONY: help setup system-deps lint format test test-python test-js bench run clean translations
+.PHONY: help setup system-deps lint format test test-python test-js bench run clean translations dist
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -21,7 +21,7 @@ help: ## List the targets
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[server,dev]'
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -35,6 +35,9 @@ portal/translations/%/LC_MESSAGES/messages.mo: portal/translations/%/LC_MESSAGES
 	$(BIN)/pybabel compile --statistics -l $* -i $< -o $@
 
 setup: system-deps $(STAMP) $(BUNDLE) $(COMPILED) ## Install everything the portal and its tests need
+
+dist: $(STAMP) $(BUNDLE) $(COMPILED) ## The wheel and an offline wheelhouse for both profiles, in dist/
+	$(BIN)/python tools/dist.py --out dist
 
 translations: $(STAMP) ## Re-extract the public site's texts into the six catalogues (then translate)
 	$(BIN)/pybabel extract -F babel.cfg -k N_ --add-location=file -c TRANSLATORS: -w 100 \
@@ -55,13 +58,13 @@ system-deps: ## Install tor, Firefox ESR and Chromium from Debian when running a
 	fi
 
 lint: $(STAMP) ## Ruff (lint and format check) and mypy, strict on portal/
-	$(BIN)/ruff check portal tests bench
-	$(BIN)/ruff format --check portal tests bench
+	$(BIN)/ruff check portal tests bench tools
+	$(BIN)/ruff format --check portal tests bench tools
 	$(BIN)/mypy
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
-	$(BIN)/ruff check --fix portal tests bench
-	$(BIN)/ruff format portal tests bench
+	$(BIN)/ruff check --fix portal tests bench tools
+	$(BIN)/ruff format portal tests bench tools
 
 test-js: $(BUNDLE) ## JavaScript unit tests (Node's test runner) against tests/vectors
 	npm test --silent
@@ -78,4 +81,4 @@ run: setup ## Set up a demo (demo key, demo staff account) and serve both sites 
 	$(BIN)/python -m portal.demo
 
 clean: ## Remove build output and local state (not keys)
-	rm -rf $(VENV) node_modules $(BUNDLE) $(COMPILED) instance .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) node_modules $(BUNDLE) $(COMPILED) build dist instance .pytest_cache .mypy_cache .ruff_cache test-artifacts

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLE = ROOT / "static" / "portal.js"
+BUNDLE = ROOT / "portal" / "static" / "portal.js"
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
 MIB = 1024 * 1024
 ATTACHMENT_BYTES = 100 * MIB
@@ -217,12 +217,13 @@ def unavailable() -> str | None:
 def run() -> None:
     """Print the bundle's size and the sealing figures, each with its target."""
     if not BUNDLE.is_file():
-        print("   static/portal.js is not built: run `npm run build` first")
+        print("   portal/static/portal.js is not built: run `npm run build` first")
         return
     minified, compressed = bundle_sizes()
     verdict = "ok" if minified <= BUNDLE_TARGET else "OVER TARGET"
     print(
-        f"   bundle static/portal.js: {minified:,} bytes minified ({minified / 1024:.1f} KiB; "
+        f"   bundle portal/static/portal.js: {minified:,} bytes minified "
+        f"({minified / 1024:.1f} KiB; "
         f"target at most {BUNDLE_TARGET / 1024:.0f} KiB: {verdict}), "
         f"{compressed:,} bytes gzip",
         flush=True,

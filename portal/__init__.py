@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portal.config import ROOT, Config, load_config
+from portal.config import Config, load_config
+from portal.resources import SCRIPT, STATIC, TEMPLATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -21,9 +22,7 @@ if TYPE_CHECKING:
     from flask import Flask
 
 PUBLIC, STAFF = "public", "staff"
-TEMPLATES = ROOT / "templates"
-STATIC = ROOT / "static"
-SCRIPT = STATIC / "portal.js"
+__all__ = ["PUBLIC", "SCRIPT", "STAFF", "STATIC", "TEMPLATES", "create_app"]
 
 
 def create_app(
@@ -32,14 +31,16 @@ def create_app(
     """Build the public or the staff site from a configuration mapping (the environment).
 
     Reads the team's public key, the installation secret and the sealing script's hash; makes
-    no table, no folder and no connection. A missing or malformed key stops it with a message.
+    no table, no folder and no connection. A missing or malformed key, or a package without its
+    templates, stylesheet or catalogues, stops it with a one-line message.
     """
     from flask import Flask
 
-    from portal import errors, headers, i18n, limits, services, uploads
+    from portal import errors, headers, i18n, limits, resources, services, uploads
 
     if site not in (PUBLIC, STAFF):
         raise ValueError(f"unknown site {site!r}")
+    resources.check(site)
     config = config or load_config(os.environ if env is None else env)
     state = services.load(config)
     app = Flask(f"portal_{site}", template_folder=str(TEMPLATES), static_folder=str(STATIC))
@@ -64,7 +65,7 @@ def create_app(
         TEMPLATES_AUTO_RELOAD=False,
         PORTAL_SITE=site,
     )
-    app.jinja_env.globals["script_sri"] = _script_sri(SCRIPT)
+    app.jinja_env.globals["script_sri"] = _script_sri(SCRIPT) if site == PUBLIC else None
     app.jinja_env.globals["site"] = site
     i18n.init_app(app)
     headers.init_app(app, config.onion_location if site == PUBLIC else None)
@@ -84,10 +85,17 @@ def create_app(
 
 
 def _script_sri(path: Path) -> str | None:
-    """The Subresource Integrity value of the sealing script, or None when it is not built."""
+    """The Subresource Integrity value of the sealing script, or None when it is not built.
+
+    Without the script every page is served without it, which is the no-JavaScript path: the
+    form still works, sealed on arrival. The log says so once.
+    """
+    from portal import resources
+
     try:
         digest = hashlib.sha384(path.read_bytes()).digest()
     except FileNotFoundError:
+        resources.script_missing_warning(path)
         return None
     return "sha384-" + base64.b64encode(digest).decode("ascii")
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import nacl.pwhash
 
-ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 
 RECEIPT_COSTS: dict[str, tuple[int, int]] = {
@@ -98,8 +97,14 @@ def _host_name(entry: str) -> str:
     return host.split(":", 1)[0]
 
 
-def load_config(env: Mapping[str, str], root: Path = ROOT) -> Config:
-    """Build the configuration from `PORTAL_*` variables; ConfigError names what is wrong."""
+def load_config(env: Mapping[str, str], root: Path | None = None) -> Config:
+    """Build the configuration from `PORTAL_*` variables; ConfigError names what is wrong.
+
+    Relative defaults (`instance/`, `keys/team.pub`) are taken from `root`, the working folder
+    unless given: an installed package has no checkout to point into, and a checkout's commands
+    run from its top.
+    """
+    root = Path.cwd() if root is None else root
     data_dir = Path(env.get("PORTAL_DATA_DIR") or root / "instance").resolve()
     database_url = env.get("PORTAL_DATABASE_URL") or f"sqlite:///{data_dir / 'portal.sqlite3'}"
     key = Path(env.get("PORTAL_TEAM_PUBLIC_KEY") or root / "keys" / "team.pub")

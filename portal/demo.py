@@ -16,9 +16,8 @@ from pathlib import Path
 
 import click
 
-from portal.config import ROOT
-
-FOLDER = ROOT / "instance" / "demo"
+# The demo runs from the checkout (`make run`), and keeps everything it makes there.
+FOLDER = Path.cwd() / "instance" / "demo"
 BANNER = "# DEMO KEY: for trying the portal out only. Never use it for real submissions.\n"
 STAFF_NAME = "demo"
 

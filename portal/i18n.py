@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel, force_locale, gettext
 
+from portal.resources import TRANSLATIONS
 from portal.schema import N_
 
-TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 DEFAULT = "en"
 # In the UN's order (English alphabetical): each language named in itself.
 LANGUAGES: dict[str, tuple[str, str]] = {

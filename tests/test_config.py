@@ -12,16 +12,16 @@ from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
 
 from portal import create_app, crypto
 from portal.cli import main
-from portal.config import ROOT, ConfigError, load_config
+from portal.config import ConfigError, load_config
 
 MiB = 1024 * 1024
 
 
 def test_the_defaults() -> None:
     config = load_config({})
-    assert config.data_dir == (ROOT / "instance").resolve()
+    assert config.data_dir == (Path.cwd() / "instance").resolve()
     assert config.database_url == f"sqlite:///{config.data_dir / 'portal.sqlite3'}"
-    assert config.team_public_key == (ROOT / "keys" / "team.pub").resolve()
+    assert config.team_public_key == (Path.cwd() / "keys" / "team.pub").resolve()
     assert config.hostnames == ("localhost", "127.0.0.1")
     assert config.max_upload_bytes == 500 * MiB
     assert config.storage_quota_bytes is None
@@ -69,7 +69,7 @@ def test_a_host_name_loses_its_port_only(entry: str, name: str) -> None:
 def test_a_relative_key_path_is_taken_from_the_checkout() -> None:
     assert (
         load_config({"PORTAL_TEAM_PUBLIC_KEY": "keys/other.pub"}).team_public_key
-        == (ROOT / "keys" / "other.pub").resolve()
+        == (Path.cwd() / "keys" / "other.pub").resolve()
     )
 
 

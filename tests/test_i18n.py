@@ -431,7 +431,7 @@ def test_receipts_and_fingerprints_stay_ascii_digits_left_to_right(
         )
         assert codes, path
         assert all(FINGERPRINT.match(code) for code in codes if code), (path, codes)
-    css = (ROOT / "static" / "portal.css").read_text(encoding="utf-8")
+    css = (ROOT / "portal" / "static" / "portal.css").read_text(encoding="utf-8")
     for rule in (".receipt-number", "code.fingerprint"):
         block = css.split(rule, 1)[1].split("}", 1)[0]
         assert "unicode-bidi: isolate" in block, rule
@@ -442,7 +442,8 @@ def test_one_stylesheet_serves_both_directions() -> None:
     # Physical sides (left, right) would stay put when Arabic mirrors the page; logical ones
     # (inline-start, inline-end) follow the direction.
     css = "\n".join(
-        (ROOT / "static" / name).read_text(encoding="utf-8") for name in ("portal.css", "staff.css")
+        (ROOT / "portal" / "static" / name).read_text(encoding="utf-8")
+        for name in ("portal.css", "staff.css")
     )
     physical = re.findall(
         r"[\w-]*(?:-left|-right)\b[\w-]*\s*:|(?<![\w-])(?:left|right)\s*:"

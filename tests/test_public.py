@@ -202,7 +202,7 @@ def test_no_page_loads_anything_from_another_site(client: FlaskClient) -> None:
 
 
 def test_the_stylesheet_uses_no_web_font_and_nothing_from_elsewhere() -> None:
-    css = (ROOT / "static" / "portal.css").read_text(encoding="utf-8")
+    css = (ROOT / "portal" / "static" / "portal.css").read_text(encoding="utf-8")
     assert "@font-face" not in css
     assert "@import" not in css
     assert "url(" not in css
@@ -444,7 +444,7 @@ def test_the_receipt_page_explains_the_receipt_once(app: Flask, client: FlaskCli
         assert receipt not in value, name
     assert "Location" not in response.headers
     # The stylesheet has a print layout for this page.
-    css = (ROOT / "static" / "portal.css").read_text(encoding="utf-8")
+    css = (ROOT / "portal" / "static" / "portal.css").read_text(encoding="utf-8")
     assert "@media print" in css
     # Two reports, two receipts.
     assert submit(client) != receipt

@@ -26,6 +26,27 @@ COMMANDS: dict[str, str] = {
     "tor-config": "portal.cli.deploy:tor_config",
     "serve": "portal.cli.deploy:serve",
 }
+OFFLINE = frozenset({"keygen", "fingerprint", "seal", "decrypt", "reply"})
+SERVER_EXTRA = "pip install 'reprisals-portal[server]'"
+
+
+def _needs_server(name: str, missing: str) -> click.Command:
+    """A stand-in for a server command in an install without the web stack: one clear line."""
+
+    def explain() -> None:
+        raise click.ClickException(
+            f"`portal {name}` runs on the server and needs the server profile "
+            f"({missing} is not installed): {SERVER_EXTRA}"
+        )
+
+    return click.Command(
+        name,
+        callback=explain,
+        help=f"(server only: {SERVER_EXTRA})",
+        add_help_option=False,
+        # Whatever follows the name, the answer is the same line.
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 class LazyGroup(click.Group):
@@ -46,6 +67,9 @@ class LazyGroup(click.Group):
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith("portal."):
                 return None
+            if cmd_name not in OFFLINE and exc.name:
+                # The base install is the offline half: the web stack is the server extra.
+                return _needs_server(cmd_name, exc.name.split(".")[0])
             raise
         command: Any = getattr(module, attribute)
         assert isinstance(command, click.Command)

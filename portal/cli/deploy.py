@@ -47,8 +47,13 @@ def _prepare(config: Config, sweep: bool) -> int:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from portal import retention, services
+    from portal import resources, retention, services
 
+    try:
+        for site in resources.SITE_TEMPLATES:
+            resources.check(site)
+    except resources.MissingResource as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         state = services.load(config)
     except ConfigError as exc:
