@@ -267,26 +267,21 @@ def _open_entry(
             return outcome
         manifest = _open_manifest(reader, entry, secret_key)
         # Checked before anything is decrypted: a key other than the pinned one is refused.
-        reply_key, key_warnings = replykeys.choose(manifest, entry)
-        pin, new_pin = None, False
-        if reply_key is not None:
-            pin, new_pin = replykeys.check(
-                out / entry.case, entry.case, reply_key, bundle_name, f"this {entry.kind}"
-            )
+        reply_key = replykeys.for_submission(out / entry.case, manifest, entry, bundle_name)
         if staging.exists():
             shutil.rmtree(staging)  # left by an interrupted run of our own
         staging.parent.mkdir(mode=0o700, exist_ok=True)
         staging.mkdir(mode=0o700)
         record, warnings = _decrypt_into(reader, entry, manifest, staging, bundle_name, progress)
-        if reply_key is not None and pin is not None:
-            _add_reply_key(record, reply_key, pin)
-        warnings = warnings + key_warnings
+        if reply_key is not None:
+            record.update(reply_key.record_fields())
+            warnings += reply_key.warnings
         if warnings:
             record["warnings"] = warnings
         _write_new(staging / REPORT_TXT, render_report(record).encode("utf-8"))
         _write_new(staging / REPORT_JSON, _json_bytes(record))
-        if new_pin and pin is not None:
-            pin_path = replykeys.write_pin(out / entry.case, pin)
+        if reply_key is not None and reply_key.new:
+            pin_path = replykeys.write_pin(out / entry.case, reply_key.pin)
         _install(staging, destination, entry.kind == "report")
     except replykeys.Mismatch as exc:
         outcome.status = REFUSED
@@ -421,13 +416,6 @@ def _decrypt_into(
     if entry.recipient is not None:
         record["recipient"] = entry.recipient
     return record, warnings
-
-
-def _add_reply_key(record: dict[str, Any], found: replykeys.ReplyKey, pin: replykeys.Pin) -> None:
-    """Record the submission's reply key, where it came from and when its case's pin was made."""
-    record["reply_public_key"] = crypto.b64encode(found.key)
-    record["reply_public_key_from"] = found.source
-    record["reply_public_key_first_seen"] = pin.first_seen
 
 
 def _write_blob(
@@ -771,13 +759,8 @@ def collect_cases(out: Path) -> tuple[list[CaseSummary], list[str]]:
         summary = CaseSummary(folder.name)
         if (folder / REPORT_JSON).is_file():
             report = _read_record(folder / REPORT_JSON, problems)
-            if report is not None and (report.get("kind"), report.get("case")) != (
-                "report",
-                folder.name,
-            ):
-                problems.append(
-                    f"{folder / REPORT_JSON} is not this case's report; it is left out of the index"
-                )
+            if report and (report.get("kind"), report.get("case")) != ("report", folder.name):
+                problems.append(f"{folder / REPORT_JSON} is not this case's report; left out")
                 report = None
             summary.report = report
         for sub in sorted(folder.iterdir()):
@@ -789,11 +772,9 @@ def collect_cases(out: Path) -> tuple[list[CaseSummary], list[str]]:
             record = _read_record(sub / REPORT_JSON, problems)
             if record is None:
                 continue
-            if (record.get("received_day"), record.get("kind"), record.get("id")) != named.groups():
-                problems.append(
-                    f"{sub / REPORT_JSON} does not match its folder's name; "
-                    "it is left out of the index"
-                )
+            found = tuple(record.get(key) for key in ("case", "received_day", "kind", "id"))
+            if found != (folder.name, *named.groups()):
+                problems.append(f"{sub / REPORT_JSON} does not match its folders' names; left out")
                 continue
             summary.later.append((sub.name, record))
         if summary.report or summary.later:

@@ -83,6 +83,36 @@ def choose(manifest: envelope.Manifest, entry: bundle.Entry) -> tuple[ReplyKey |
     return ReplyKey(manifest.reply_public_key, MANIFEST), warnings
 
 
+@dataclass(frozen=True)
+class Checked:
+    """A submission's reply key, agreeing with its case's pin (new if this is its first key)."""
+
+    found: ReplyKey
+    pin: Pin
+    new: bool
+    warnings: list[str]
+
+    def record_fields(self) -> dict[str, str]:
+        """What report.json says of the key: the key, where it came from, when it was pinned."""
+        return {
+            "reply_public_key": crypto.b64encode(self.found.key),
+            "reply_public_key_from": self.found.source,
+            "reply_public_key_first_seen": self.pin.first_seen,
+        }
+
+
+def for_submission(
+    case_folder: Path, manifest: envelope.Manifest, entry: bundle.Entry, bundle_name: str
+) -> Checked | None:
+    """The reply key a submission names, checked against its case's pin; None if it names none,
+    Mismatch if it names another key than the pinned one."""
+    found, warnings = choose(manifest, entry)
+    if found is None:
+        return None
+    pin, new = check(case_folder, entry.case, found, bundle_name, f"this {entry.kind}")
+    return Checked(found, pin, new, warnings)
+
+
 def short(key: bytes) -> str:
     """The first three groups of a key's fingerprint, enough to tell two keys apart by eye."""
     return " ".join(crypto.fingerprint(key).split()[:3])

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -574,29 +575,40 @@ def test_no_piece_of_a_csv_cell_starts_a_formula(tmp_path: Path, team: Team) -> 
     assert cells["country"] == "Freedonia,'+5;ok"
     # Every cell is quoted, and however a spreadsheet splits a cell, no piece starts a formula.
     for line in text.splitlines():
-        assert line.startswith('"') and line.endswith('"')
+        assert line.startswith('"')
+        assert line.endswith('"')
         assert line.count('","') == len(header) - 1
     for cell in row:
         for piece in re.split(r"[;,\t\r\n]", cell):
             assert piece.lstrip(" ")[:1] not in ("=", "+", "-", "@"), cell
 
 
-@pytest.mark.parametrize("where", ["attachments", "follow-up attachments", "stray folder"])
+@pytest.mark.parametrize(
+    "where", ["attachments", "follow-up attachments", "stray folder", "copied case folder"]
+)
 def test_records_come_only_from_the_folders_decrypt_names(
     tmp_path: Path, team: Team, where: str
 ) -> None:
-    fake = json.dumps({"id": "x", "case": "case1", "kind": "reply",
-                       "received_day": "2031-01-01", "fields": {"message": "fake"}, "files": []})  # fmt: skip
-    subs = [Sub(files=[("report.json", fake.encode())] if where == "attachments" else [])]
-    subs.append(Sub("fol1", "case1", "follow-up", "2026-11-21", {"description": "more"},
-                    files=[("report.json", fake.encode())] if where.startswith("follow") else []))  # fmt: skip
+    fake = json.dumps({"id": "x", "case": "case1", "kind": "reply", "received_day": "2031-01-01",
+                       "fields": {"message": "fake"}, "files": []})  # fmt: skip
+    attached = [("report.json", fake.encode())]
+    subs = [
+        Sub(files=attached if where == "attachments" else []),
+        Sub("fol1", "case1", "follow-up", "2026-11-21", {"description": "more"},
+            files=attached if where.startswith("follow") else []),
+    ]  # fmt: skip
     out = tmp_path / "out"
     result = decrypt(team, out, make_bundle(tmp_path / "b.tar", subs, team.public))
     assert result.exit_code == 0, result.output
     if where == "stray folder":  # a folder named like decrypt's, whose record is not its own
         (out / "case1" / "2031-01-01-reply-y").mkdir()
         (out / "case1" / "2031-01-01-reply-y" / "report.json").write_text(fake)
-        assert "does not match its folder's name" in cases.write_indexes(out)[0]
+        assert "does not match its folders' names" in cases.write_indexes(out)[0]
+    elif where == "copied case folder":  # records that name another case than their folder
+        shutil.copytree(out / "case1", out / "case9")
+        problems = cases.write_indexes(out)
+        assert len(problems) == 2
+        assert all(p.startswith(str(out / "case9")) and p.endswith("left out") for p in problems)
     [row] = csv.DictReader(io.StringIO((out / "cases.csv").read_text()))
     assert (row["follow_ups"], row["replies"], row["last_day"]) == ("1", "0", "2026-11-21")
     assert "2031-01-01" not in (out / "index.html").read_text()

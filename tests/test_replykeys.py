@@ -1,4 +1,4 @@
-"""Reply keys: the sealed one before the index's, pinned per case, and `portal reply` bound to it."""
+"""Reply keys: the sealed one before the index's, pinned per case, `portal reply` bound to it."""
 
 from __future__ import annotations
 
@@ -79,9 +79,10 @@ def test_the_sealed_key_wins_over_the_index(
     assert record(out)["reply_public_key"] == b64(keys[0])
     assert record(out)["reply_public_key_from"] == "manifest"
     assert "Reply key:   inside the sealed report" in (out / "case1" / "report.txt").read_text()
-    assert "WARNING:     the bundle index names reply key" in (
-        out / "case1" / "report.txt"
-    ).read_text()
+    assert (
+        "WARNING:     the bundle index names reply key"
+        in (out / "case1" / "report.txt").read_text()
+    )
 
 
 @pytest.mark.parametrize("later", ["follow-up", "forced report", "sealed follow-up"])
@@ -111,7 +112,8 @@ def test_a_later_bundle_naming_another_key_is_refused(
     assert record(out)["id"] == "sub1"
     assert [p.name for p in (out / "case1").iterdir() if p.is_dir()] == []
     pin = replykeys.read_pin(out / "case1")
-    assert pin is not None and pin.key == keys[0][1]
+    assert pin is not None
+    assert pin.key == keys[0][1]
 
 
 def test_a_case_opened_before_pins_is_pinned_from_its_report(
@@ -207,5 +209,6 @@ def test_reply_pins_a_case_folder_opened_before_pins(
     assert result.exit_code == 0, result.output
     assert "is pinned now" in result.stderr
     pin = replykeys.read_pin(out / "case1")
-    assert pin is not None and (pin.key, pin.source) == (keys[0][1], "bundle index")
+    assert pin is not None
+    assert (pin.key, pin.source) == (keys[0][1], "bundle index")
     envelope.open_manifest(sealed_to(tmp_path / "r.sealed"), keys[0][0])
