@@ -22,8 +22,9 @@ from portal import bundle, crypto, envelope, relay
 PIN_NAME = "reply-key.json"
 PIN_FORMAT = "portal-reply-key-pin"
 MANIFEST, INDEX = "manifest", "bundle index"
-# Where a case folder's report.json came from before pins were kept: the index or the manifest.
+# Where a reply key can come from, as report.json and the pin file name it, and in words.
 SOURCES = (MANIFEST, INDEX)
+WHERE = {MANIFEST: "in the sealed report", INDEX: "in the bundle index"}
 
 
 class PinError(Exception):
@@ -181,10 +182,10 @@ def check(
         raise Mismatch(f"the reply key pin in {case_folder} is for case {pin.case}, not {case}")
     if pin.key != found.key:
         raise Mismatch(
-            f"case {case}: {what} names reply key {short(found.key)} ({found.source}), but this "
-            f"machine pinned {short(pin.key)} for case {case} on {pin.first_seen} "
-            f"({pin.source}). A case's reply key never changes, so the bundle or the server was "
-            "altered and a reply could reach someone else"
+            f"{what} names reply key {short(found.key)} ({WHERE[found.source]}), but this "
+            f"machine pinned {short(pin.key)} for case {case} on {pin.first_seen} (found "
+            f"{WHERE.get(pin.source, pin.source)}). A case's reply key never changes, so the "
+            "bundle or the server was altered and a reply could reach someone else"
         )
     return pin, not (case_folder / PIN_NAME).exists()
 
@@ -195,12 +196,16 @@ def write_pin(case_folder: Path, pin: Pin) -> Path:
     temporary = case_folder / f".{PIN_NAME}.partial"
     temporary.unlink(missing_ok=True)
     data = (json.dumps(pin.to_json(), indent=1) + "\n").encode("utf-8")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     folder = os.open(case_folder, os.O_RDONLY)
     try:
         os.fsync(folder)

@@ -54,7 +54,7 @@ def pinned_key(folder: Path, case: str, found: replykeys.ReplyKey) -> bytes:
     try:
         pin, new = replykeys.check(folder, case, found, "an earlier run", "its report.json")
     except replykeys.PinError as exc:
-        raise click.ClickException(f"{exc}. No reply was sealed.") from exc
+        raise click.ClickException(f"Case {case}: {exc}. No reply was sealed.") from exc
     if new:
         try:
             replykeys.write_pin(folder, pin)
