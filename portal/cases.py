@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 from urllib.parse import quote
 
-from portal import bundle, crypto, envelope, schema
+from portal import bundle, crypto, envelope, replykeys, schema
 
 OPENED, SKIPPED, REFUSED, FAILED, NOTE = "opened", "skipped", "refused", "failed", "note"
 REPORT_TXT, REPORT_JSON, ATTACHMENTS = "report.txt", "report.json", "attachments"
@@ -170,6 +170,12 @@ def suspicious_name(name: str) -> bool:
 # Opening bundles
 
 
+# The folder `submission_folder` gives a follow-up or a reply: DAY-KIND-ID.
+LATER_FOLDER = re.compile(
+    rf"^(\d{{4}}-\d{{2}}-\d{{2}})-(follow-up|reply)-({bundle.ID_PATTERN.pattern.strip('^$')})$"
+)
+
+
 def submission_folder(out: Path, entry: bundle.Entry) -> Path:
     """Where a submission opens: the case folder for a report, a dated subfolder otherwise."""
     case_folder = out / entry.case
@@ -246,6 +252,7 @@ def _open_entry(
     destination = submission_folder(out, entry)
     staging = out / entry.case / f"{STAGING_PREFIX}{entry.id}"
     created_case_folder = not (out / entry.case).exists()
+    pin_path: Path | None = None
     leftover = out / entry.case if created_case_folder else None
     try:
         _inside(out, destination)
@@ -259,14 +266,29 @@ def _open_entry(
             )
             return outcome
         manifest = _open_manifest(reader, entry, secret_key)
+        # Checked before anything is decrypted: a key other than the pinned one is refused.
+        reply_key = replykeys.for_submission(out / entry.case, manifest, entry, bundle_name)
         if staging.exists():
             shutil.rmtree(staging)  # left by an interrupted run of our own
         staging.parent.mkdir(mode=0o700, exist_ok=True)
         staging.mkdir(mode=0o700)
         record, warnings = _decrypt_into(reader, entry, manifest, staging, bundle_name, progress)
+        if reply_key is not None:
+            record.update(reply_key.record_fields())
+            warnings += reply_key.warnings
+        if warnings:
+            record["warnings"] = warnings
         _write_new(staging / REPORT_TXT, render_report(record).encode("utf-8"))
         _write_new(staging / REPORT_JSON, _json_bytes(record))
+        if reply_key is not None and reply_key.new:
+            pin_path = replykeys.write_pin(out / entry.case, reply_key.pin)
         _install(staging, destination, entry.kind == "report")
+    except replykeys.Mismatch as exc:
+        outcome.status = REFUSED
+        outcome.message = f"{_one_line(str(exc))}; nothing of it was opened"
+        return outcome
+    except replykeys.PinError as exc:
+        outcome.message = _one_line(str(exc))
     except OpenError as exc:
         outcome.message = str(exc)
         outcome.wrong_key = isinstance(exc.__cause__, crypto.WrongKey)
@@ -278,6 +300,8 @@ def _open_entry(
         # One submission must never stop the others: whatever went wrong is reported for it.
         outcome.message = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
     if outcome.message:
+        if pin_path is not None:
+            pin_path.unlink(missing_ok=True)  # pinned by this submission, which was not kept
         _discard(staging, leftover)
         return outcome
     outcome.status, outcome.path, outcome.warnings = OPENED, destination / REPORT_TXT, warnings
@@ -391,14 +415,6 @@ def _decrypt_into(
     }
     if entry.recipient is not None:
         record["recipient"] = entry.recipient
-    if manifest.reply_public_key is not None:
-        record["reply_public_key"] = crypto.b64encode(manifest.reply_public_key)
-        record["reply_public_key_from"] = "manifest"
-    elif entry.reply_public_key is not None:
-        record["reply_public_key"] = entry.reply_public_key
-        record["reply_public_key_from"] = "bundle index"
-    if warnings:
-        record["warnings"] = warnings
     return record, warnings
 
 
@@ -639,6 +655,12 @@ def render_report(record: dict[str, Any]) -> str:
             "Replies:     "
             + ("possible (portal reply --case this folder)" if has_key else "no reply key")
         )
+    if "reply_public_key" in record:
+        where = replykeys.describe(
+            str(record.get("reply_public_key_from", replykeys.INDEX)),
+            _one_line(str(record.get("reply_public_key_first_seen", "an earlier run"))),
+        )
+        lines.append(f"Reply key:   {where}")
     for warning in record.get("warnings", []):
         lines.append(f"WARNING:     {_one_line(str(warning))}")
     if any(
@@ -736,13 +758,25 @@ def collect_cases(out: Path) -> tuple[list[CaseSummary], list[str]]:
             continue
         summary = CaseSummary(folder.name)
         if (folder / REPORT_JSON).is_file():
-            summary.report = _read_record(folder / REPORT_JSON, problems)
+            report = _read_record(folder / REPORT_JSON, problems)
+            if report and (report.get("kind"), report.get("case")) != ("report", folder.name):
+                problems.append(f"{folder / REPORT_JSON} is not this case's report; left out")
+                report = None
+            summary.report = report
         for sub in sorted(folder.iterdir()):
-            if sub.name.startswith(".") or not sub.is_dir() or not (sub / REPORT_JSON).is_file():
+            # Only the folders decrypt itself names: a submitter's attachment called report.json
+            # (in attachments/) must never count as a follow-up or a reply.
+            named = LATER_FOLDER.match(sub.name)
+            if named is None or sub.is_symlink() or not (sub / REPORT_JSON).is_file():
                 continue
             record = _read_record(sub / REPORT_JSON, problems)
-            if record is not None:
-                summary.later.append((sub.name, record))
+            if record is None:
+                continue
+            found = tuple(record.get(key) for key in ("case", "received_day", "kind", "id"))
+            if found != (folder.name, *named.groups()):
+                problems.append(f"{sub / REPORT_JSON} does not match its folders' names; left out")
+                continue
+            summary.later.append((sub.name, record))
         if summary.report or summary.later:
             summaries.append(summary)
     summaries.sort(key=lambda s: (s.first_day(), s.case))
@@ -838,11 +872,17 @@ def render_index(summaries: list[CaseSummary]) -> str:
     return INDEX_PAGE.format(count=len(summaries), headers=headers, rows="\n".join(rows))
 
 
+# What a spreadsheet may read as the start of a formula, and what it may split a cell at: the
+# team's spreadsheet may be set to split at `;` or tab as well as `,` (and to trim spaces), so
+# every piece is guarded.
+FORMULA_START = "=+-@\t\r"
+CELL_SEPARATORS = ";,\t\r\n"
+_UNGUARDED = re.compile(rf"(^|[{CELL_SEPARATORS}])(?= *[{re.escape(FORMULA_START)}])")
+
+
 def csv_cell(value: str) -> str:
-    """Guard a cell against formula injection in spreadsheets."""
-    if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """Guard a cell against formula injection: a quote before every piece that starts a formula."""
+    return _UNGUARDED.sub(lambda match: match.group(1) + "'", value)
 
 
 CSV_COLUMNS = (
@@ -861,7 +901,8 @@ CSV_COLUMNS = (
 def render_csv(summaries: list[CaseSummary]) -> str:
     """One row per case: its structured fields (choice values, `;` between several) and counts."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    # Every cell quoted, so a spreadsheet never splits one at a separator inside it.
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for s in summaries:
         report = s.report or {}

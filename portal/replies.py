@@ -16,8 +16,9 @@ What it cannot check is the key each copy is really sealed to. A sealed box
 key can tell whether it opens. The server holds neither the team's private key nor the
 submitter's reply private key (that one is derived from the receipt, which the server never
 keeps). A copy sealed to a key other than the one its index declares is therefore stored, and
-the submitter sees nothing new; `portal reply` takes the key from the case folder that
-`portal decrypt` wrote, from the same bundle index the server made.
+the submitter sees nothing new. On the offline machine, `portal reply` seals only to the reply
+key `portal decrypt` pinned for the case the first time it saw one (see `portal.replykeys`), so
+a server that later names another key in a bundle index cannot redirect the team's replies.
 """
 
 from __future__ import annotations

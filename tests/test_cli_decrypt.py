@@ -6,10 +6,13 @@ import csv
 import io
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
@@ -22,6 +25,7 @@ from portal import bundle, cases, crypto, envelope
 from portal.cli import main
 
 PASSPHRASE = "a passphrase long enough"
+TODAY = datetime.now(UTC).date().isoformat()
 CHUNK = crypto.CHUNK_SIZE
 
 
@@ -41,6 +45,11 @@ class Team:
 
 @pytest.fixture
 def team(tmp_path: Path) -> Team:
+    return make_team(tmp_path)
+
+
+def make_team(tmp_path: Path) -> Team:
+    """A new team key pair, its passphrase-protected key file and its passphrase file."""
     secret, public = crypto.generate_keypair()
     key_file, passphrase_file = tmp_path / "team.key", tmp_path / "passphrase"
     key_file.write_text(crypto.private_key_file_text(secret, PASSPHRASE.encode()))
@@ -181,6 +190,7 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
         "casea/attachments",
         "casea/attachments/big.bin",
         "casea/attachments/صورة.jpg",
+        "casea/reply-key.json",
         "casea/report.json",
         "casea/report.txt",
         "cases.csv",
@@ -204,6 +214,7 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
     assert "attachments/big.bin  196.6 KB (196,609 bytes)" in text
     assert "attachments/صورة.jpg  6 bytes" in text
     assert "Replies:     possible" in text
+    assert f"Reply key:   inside the sealed report (pinned for this case on {TODAY})" in text
 
     record = json.loads((case / "report.json").read_text(encoding="utf-8"))
     assert record["id"] == "rep1"
@@ -214,6 +225,8 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
     assert record["locale"] == "ar"
     assert record["fields"] == subs[0].fields
     assert record["reply_public_key"] == crypto.b64encode(reply_public)
+    assert record["reply_public_key_from"] == "manifest"
+    assert record["reply_public_key_first_seen"] == TODAY
     assert record["files"][1] == {
         "name": "big.bin", "type": "application/octet-stream", "size": 3 * CHUNK + 1,
         "saved_as": "attachments/big.bin",
@@ -523,11 +536,82 @@ def test_control_characters_never_reach_report_txt(tmp_path: Path, team: Team) -
     assert rows[0]["country"] == "<script>alert(1)</script>"
 
 
-@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "safe", ""])
-def test_csv_cells_are_guarded(value: str) -> None:
-    guarded = cases.csv_cell(value)
-    assert guarded[:1] not in ("=", "+", "-", "@", "\t", "\r")
-    assert guarded.removeprefix("'") == value
+@pytest.mark.parametrize(
+    ("value", "guarded"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\t=1", "'\t'=1"),
+        ("\r=1", "'\r'=1"),
+        ("2024-05-01;=1+1", "2024-05-01;'=1+1"),
+        ("a,+1;b\t@c", "a,'+1;b\t'@c"),
+        ("a; =1", "a;' =1"),
+        ("Smith - Jones", "Smith - Jones"),
+        ("2024-05-01", "2024-05-01"),
+        ("safe", "safe"),
+        ("", ""),
+    ],
+)
+def test_csv_cells_are_guarded(value: str, guarded: str) -> None:
+    assert cases.csv_cell(value) == guarded
+
+
+def test_no_piece_of_a_csv_cell_starts_a_formula(tmp_path: Path, team: Team) -> None:
+    fields: dict[str, envelope.FieldValue] = {
+        "incident_dates": "2024-05-01;=1+1",
+        "violations": ["travel_ban", "=1+1", "@SUM(A1)", "\t=2", "-3+4"],
+        "country": "Freedonia,+5;ok",
+    }
+    out = tmp_path / "out"
+    result = decrypt(team, out, make_bundle(tmp_path / "b.tar", [Sub(fields=fields)], team.public))
+    assert result.exit_code == 0, result.output
+    text = (out / "cases.csv").read_text(encoding="utf-8")
+    [header, row] = list(csv.reader(io.StringIO(text)))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["incident_dates"] == "2024-05-01;'=1+1"
+    assert cells["violations"] == "travel_ban;'=1+1;'@SUM(A1);' =2;'-3+4"
+    assert cells["country"] == "Freedonia,'+5;ok"
+    # Every cell is quoted, and however a spreadsheet splits a cell, no piece starts a formula.
+    for line in text.splitlines():
+        assert line.startswith('"')
+        assert line.endswith('"')
+        assert line.count('","') == len(header) - 1
+    for cell in row:
+        for piece in re.split(r"[;,\t\r\n]", cell):
+            assert piece.lstrip(" ")[:1] not in ("=", "+", "-", "@"), cell
+
+
+@pytest.mark.parametrize(
+    "where", ["attachments", "follow-up attachments", "stray folder", "copied case folder"]
+)
+def test_records_come_only_from_the_folders_decrypt_names(
+    tmp_path: Path, team: Team, where: str
+) -> None:
+    fake = json.dumps({"id": "x", "case": "case1", "kind": "reply", "received_day": "2031-01-01",
+                       "fields": {"message": "fake"}, "files": []})  # fmt: skip
+    attached = [("report.json", fake.encode())]
+    subs = [
+        Sub(files=attached if where == "attachments" else []),
+        Sub("fol1", "case1", "follow-up", "2026-11-21", {"description": "more"},
+            files=attached if where.startswith("follow") else []),
+    ]  # fmt: skip
+    out = tmp_path / "out"
+    result = decrypt(team, out, make_bundle(tmp_path / "b.tar", subs, team.public))
+    assert result.exit_code == 0, result.output
+    if where == "stray folder":  # a folder named like decrypt's, whose record is not its own
+        (out / "case1" / "2031-01-01-reply-y").mkdir()
+        (out / "case1" / "2031-01-01-reply-y" / "report.json").write_text(fake)
+        assert "does not match its folders' names" in cases.write_indexes(out)[0]
+    elif where == "copied case folder":  # records that name another case than their folder
+        shutil.copytree(out / "case1", out / "case9")
+        problems = cases.write_indexes(out)
+        assert len(problems) == 2
+        assert all(p.startswith(str(out / "case9")) and p.endswith("left out") for p in problems)
+    [row] = csv.DictReader(io.StringIO((out / "cases.csv").read_text()))
+    assert (row["follow_ups"], row["replies"], row["last_day"]) == ("1", "0", "2026-11-21")
+    assert "2031-01-01" not in (out / "index.html").read_text()
 
 
 def test_a_damaged_record_is_left_out_of_the_index(tmp_path: Path, team: Team) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import tarfile
@@ -119,8 +120,9 @@ def test_decrypt_puts_the_team_copy_in_the_case(
     assert sub.name.endswith("-reply-" + json.loads((sub / "report.json").read_text())["id"])
     assert "We have raised it." in (sub / "report.txt").read_text()
     assert "replies" in (tmp_path / "out" / "cases.csv").read_text()
-    row = (tmp_path / "out" / "cases.csv").read_text().splitlines()[1]
-    assert row.startswith("case1,2026-11-20,fr,")
+    [row] = csv.DictReader(io.StringIO((tmp_path / "out" / "cases.csv").read_text()))
+    assert (row["case"], row["received_day"], row["locale"]) == ("case1", "2026-11-20", "fr")
+    assert row["replies"] == "1"
 
 
 @pytest.mark.parametrize(

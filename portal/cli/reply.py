@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from portal import bundle, crypto, envelope, relay, schema
+from portal import bundle, crypto, envelope, relay, replykeys, schema
 from portal.cli.keys import EXISTING_FILE, NEW_FILE, open_private_key
 
 
-def read_case(folder: Path) -> tuple[str, str, bytes, dict[str, object]]:
+def read_case(folder: Path) -> tuple[str, str, replykeys.ReplyKey, dict[str, object]]:
     """The case id, language, reply key and fields recorded in a case folder's report.json."""
     path = folder / "report.json"
     try:
@@ -40,8 +40,36 @@ def read_case(folder: Path) -> tuple[str, str, bytes, dict[str, object]]:
         public_key = crypto.b64decode(str(reply_key), crypto.KEY_BYTES)
     except crypto.CryptoError as exc:
         raise click.ClickException(f"The reply key in {path} is malformed.") from exc
+    source = record.get("reply_public_key_from")
+    found = replykeys.ReplyKey(
+        public_key, source if source in replykeys.SOURCES else replykeys.INDEX
+    )
     fields = record.get("fields")
-    return case, locale, public_key, fields if isinstance(fields, dict) else {}
+    return case, locale, found, fields if isinstance(fields, dict) else {}
+
+
+def pinned_key(folder: Path, case: str, found: replykeys.ReplyKey) -> bytes:
+    """The reply key pinned for the case, which report.json must name too; a case folder opened
+    before pins were kept has its key pinned now."""
+    try:
+        pin, new = replykeys.check(folder, case, found, "an earlier run", "its report.json")
+    except replykeys.PinError as exc:
+        raise click.ClickException(f"Case {case}: {exc}. No reply was sealed.") from exc
+    if new:
+        try:
+            replykeys.write_pin(folder, pin)
+        except OSError as exc:
+            raise click.ClickException(
+                f"The reply key of case {case} could not be pinned in {folder}: {exc}."
+            ) from exc
+        click.echo(
+            f"Note: case {case} had no pinned reply key (its folder was opened before pins were "
+            f"kept); the key in its report.json is pinned now.",
+            err=True,
+        )
+    where = replykeys.describe(pin.source, pin.first_seen)
+    click.echo(f"Reply key of case {case}: {replykeys.short(pin.key)}, {where}.", err=True)
+    return pin.key
 
 
 def read_message(message: str | None, message_file: Path | None) -> str:
@@ -120,9 +148,10 @@ def reply(
 ) -> None:
     """Seal a reply to a case, to upload on the staff site."""
     text = read_message(message, message_file)
-    case, locale, submitter_key, fields = read_case(case_folder)
+    case, locale, found, fields = read_case(case_folder)
     if out.exists():
         raise click.ClickException(f"{out} already exists; nothing was overwritten.")
+    submitter_key = pinned_key(case_folder, case, found)
     if fields.get("consent_contact") == "no":
         click.echo(
             "Note: the submitter said they do not wish to be contacted. They will see this "
