@@ -185,6 +185,7 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
         "casea/report.txt",
         "cases.csv",
         "index.html",
+        "register.sqlite",
     ]
     case = out / "casea"
     for path in [out, case, *case.rglob("*")]:
@@ -349,7 +350,7 @@ def test_a_bundle_sealed_to_another_key(tmp_path: Path, team: Team) -> None:
     assert f"does not open with the key {team.fingerprint}" in result.stderr
     assert "none of its 2 submission(s) opens" in result.stderr
     assert "does not record the key it was sealed to" in result.stderr
-    assert all_files(tmp_path / "out") == ["cases.csv", "index.html"]
+    assert all_files(tmp_path / "out") == ["cases.csv", "index.html", "register.sqlite"]
 
 
 def bad_bundle(kind: str, path: Path, team: Team) -> tuple[Path, str]:
@@ -433,7 +434,7 @@ def test_a_bad_case_fails_alone_and_leaves_nothing(tmp_path: Path, team: Team, k
     assert "1 submission(s) opened, 0 skipped, 0 refused, 1 failed." in result.stderr
     assert all_files(out) == [
         "cases.csv", "good", "good/attachments", "good/attachments/fine.txt", "good/report.json",
-        "good/report.txt", "index.html",
+        "good/report.txt", "index.html", "register.sqlite",
     ]  # fmt: skip
 
 
