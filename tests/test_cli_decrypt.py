@@ -599,10 +599,11 @@ def test_the_offline_commands_never_import_the_web_stack() -> None:
     code = (
         "import sys\n"
         "import portal.cli.keys, portal.cli.relay, portal.cli.decrypt, portal.cli.reply\n"
-        "import portal.cases, portal.relay\n"
+        "import portal.cli.cases, portal.cases, portal.relay, portal.register\n"
+        "import portal.register_query, portal.register_view, portal.register_report\n"
         "from portal.cli import main\n"
-        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply'):\n"
-        "    main.get_command(None, name)\n"
+        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply', 'cases'):\n"
+        "    assert main.get_command(None, name) is not None, name\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {web!r} or m in {server!r}]\n"
         "print(','.join(sorted(bad)))\n"
     )
