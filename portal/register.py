@@ -66,6 +66,8 @@ CREATE TABLE submissions (
     record TEXT NOT NULL
 );
 CREATE INDEX submissions_by_case ON submissions(case_id);
+CREATE INDEX submissions_by_folder ON submissions(folder);
+CREATE INDEX submissions_by_seq ON submissions(seq);
 CREATE TABLE files (
     submission_id TEXT NOT NULL REFERENCES submissions(id),
     position INTEGER NOT NULL,
