@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from portal import case_facts, cases, register, register_report, register_view
+from portal import case_facts, cases, register, register_edit, register_report, register_view
 from portal.register_query import Filters, detail
 from portal.register_query import cases as case_rows
 from portal.register_view import one_line, printable
@@ -97,7 +97,7 @@ def list_command(
     )  # fmt: skip
     with _register(ctx, change=False) as conn:
         rows = case_rows(conn, filters)
-    click.echo(f"{'case':<18} {'status':<13} {'flags':<16} {'received':<10} {'State':<8} assigned")
+    click.echo(f"{'case':<18} {'status':<13} {'flags':<25} {'received':<10} {'State':<8} assigned")
     for row in rows:
         flags = ",".join(
             name
@@ -109,7 +109,7 @@ def list_command(
             if on
         )
         click.echo(
-            f"{one_line(row.id):<18} {row.status:<13} {flags:<16} {row.first_day:<10} "
+            f"{one_line(row.id):<18} {row.status:<13} {flags:<25} {row.first_day:<10} "
             f"{one_line(row.state)[:8]:<8} {one_line(row.assigned)}"
         )
     click.echo(f"{len(rows)} case(s).", err=True)
@@ -189,7 +189,7 @@ def set_command(
     if status is None and assign is None and paragraph is None and not confirm_consent:
         raise click.UsageError("Give --status, --assign, --paragraph or --confirm-consent.")
     with _register(ctx, change=True) as conn:
-        done = register.update(conn, case, status, assign, paragraph, confirm_consent)
+        done = register_edit.update(conn, case, status, assign, paragraph, confirm_consent)
     click.echo(f"case {case}: " + ("; ".join(done) if done else "nothing changed"))
 
 
@@ -200,7 +200,7 @@ def set_command(
 def note_command(ctx: click.Context, case: str, text: str) -> None:
     """Add a dated note to a case."""
     with _register(ctx, change=True) as conn:
-        register.add_note(conn, case, text)
+        register_edit.add_note(conn, case, text)
     click.echo(f"case {case}: note added")
 
 
