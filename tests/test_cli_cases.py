@@ -246,6 +246,19 @@ def test_cases_runs_without_the_web_stack(tmp_path: Path, team: Team) -> None:
     assert "status: review" in ok(cases(out, "show", "c1"))
 
 
+def test_a_damaged_register_gets_a_clear_message(tmp_path: Path, team: Team) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "register.sqlite").write_bytes(b"not a database at all" * 100)
+    for result in (
+        run_decrypt(team, out, make_bundle(tmp_path / "b.tar", [Sub()], team.public)),
+        cases(out, "list"),
+    ):
+        assert result.exit_code == 1
+        assert "cannot be read as a register" in result.output
+        assert "Traceback" not in result.output
+
+
 def test_cases_refuses_a_folder_without_a_register(tmp_path: Path) -> None:
     result = cases(tmp_path, "list")
     assert result.exit_code == 1

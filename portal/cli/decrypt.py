@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import click
@@ -103,6 +104,12 @@ def decrypt(
             outcomes, problems = _open_into_register(secret_key, out, force, bundles)
     except register.RegisterError as exc:
         raise click.ClickException(str(exc)) from exc
+    except sqlite3.Error as exc:
+        raise click.ClickException(
+            f"The register could not be updated ({exc}); it is as it was before the bundle "
+            "being added. The case folders opened are kept: the next `portal decrypt` into "
+            "this folder adds them."
+        ) from exc
     for problem in problems:
         click.echo(f"warning  {problem}", err=True)
     click.echo(
