@@ -195,6 +195,7 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
         "casea/report.txt",
         "cases.csv",
         "index.html",
+        "register.sqlite",
     ]
     case = out / "casea"
     for path in [out, case, *case.rglob("*")]:
@@ -362,7 +363,7 @@ def test_a_bundle_sealed_to_another_key(tmp_path: Path, team: Team) -> None:
     assert f"does not open with the key {team.fingerprint}" in result.stderr
     assert "none of its 2 submission(s) opens" in result.stderr
     assert "does not record the key it was sealed to" in result.stderr
-    assert all_files(tmp_path / "out") == ["cases.csv", "index.html"]
+    assert all_files(tmp_path / "out") == ["cases.csv", "index.html", "register.sqlite"]
 
 
 def bad_bundle(kind: str, path: Path, team: Team) -> tuple[Path, str]:
@@ -446,7 +447,7 @@ def test_a_bad_case_fails_alone_and_leaves_nothing(tmp_path: Path, team: Team, k
     assert "1 submission(s) opened, 0 skipped, 0 refused, 1 failed." in result.stderr
     assert all_files(out) == [
         "cases.csv", "good", "good/attachments", "good/attachments/fine.txt", "good/report.json",
-        "good/report.txt", "index.html",
+        "good/report.txt", "index.html", "register.sqlite",
     ]  # fmt: skip
 
 
@@ -682,10 +683,12 @@ def test_the_offline_commands_never_import_the_web_stack() -> None:
     code = (
         "import sys\n"
         "import portal.cli.keys, portal.cli.relay, portal.cli.decrypt, portal.cli.reply\n"
-        "import portal.cases, portal.relay\n"
+        "import portal.cli.cases, portal.cases, portal.relay, portal.register\n"
+        "import portal.register_edit, portal.register_query, portal.register_view\n"
+        "import portal.register_report\n"
         "from portal.cli import main\n"
-        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply'):\n"
-        "    main.get_command(None, name)\n"
+        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply', 'cases'):\n"
+        "    assert main.get_command(None, name) is not None, name\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {web!r} or m in {server!r}]\n"
         "print(','.join(sorted(bad)))\n"
     )

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "seal": "portal.cli.relay:seal",
     "decrypt": "portal.cli.decrypt:decrypt",
     "reply": "portal.cli.reply:reply",
+    "cases": "portal.cli.cases:cases_command",
     "init": "portal.cli.server:init",
     "export": "portal.cli.server:export",
     "purge": "portal.cli.server:purge",
