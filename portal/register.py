@@ -219,8 +219,14 @@ def check_record(record: object, folder: str) -> str:
         return "its id or kind is not one a bundle can hold"
     if not bundle.DAY_PATTERN.match(record["received_day"]):
         return "its day is not a date"
-    if folder.split("/")[0] != record["case"]:
+    case_folder, _, submission = folder.partition("/")
+    if case_folder != record["case"]:
         return f"it names case {record['case']!r} but lies in another case's folder"
+    # A record counts only in the folder decrypt gives it: a case's report at the top, a later
+    # submission in DAY-KIND-ID. Anything else (an attachment named report.json) is not one.
+    named = f"{record['received_day']}-{record['kind']}-{record['id']}"
+    if (record["kind"] == "report") != (submission == "") or (submission and submission != named):
+        return "it does not match its folder's name"
     return ""
 
 

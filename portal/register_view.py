@@ -183,7 +183,7 @@ def render_csv(conn: sqlite3.Connection) -> str:
     """One row per case: the answers' summary, the counts and the team's own columns."""
     notes = all_notes(conn)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_COLUMNS)
     for row in sorted(case_rows(conn), key=lambda r: (r.first_day, r.id)):
         facts, answers = row.facts, row.facts.get("answers", {})
