@@ -192,7 +192,10 @@ def _marked_requests(served: Served) -> list[str]:
     )
     # A report sealed in the browser: its ticket and the receipt inside it are logged nowhere.
     prepared = served.request(
-        "POST", "/en/submit/prepare", headers=headers, body=urlencode({"csrf_token": token}).encode()
+        "POST",
+        "/en/submit/prepare",
+        headers=headers,
+        body=urlencode({"csrf_token": token}).encode(),
     )
     assert prepared.status == 200, prepared.text[:300]
     ticket = json.loads(prepared.text)["ticket"]

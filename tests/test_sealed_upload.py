@@ -91,9 +91,7 @@ def test_a_report_sealed_in_the_browser_is_stored_as_sent_and_opens_offline(
 ) -> None:
     files = {"scan.pdf": b"%PDF " + bytes(range(256)) * 600, "empty.pdf": b""}
     prepared = prepare(client, "fr")
-    sealed = seal_like_the_browser(
-        team_keys.public_key, files, reply_key=prepared.reply_public_key
-    )
+    sealed = seal_like_the_browser(team_keys.public_key, files, reply_key=prepared.reply_public_key)
     token = csrf_token(client, "/fr/submit")
     response = post_parts(client, "/fr/submit/sealed", sealed.parts(token, ticket=prepared.ticket))
     text = response.get_data(as_text=True)
