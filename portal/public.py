@@ -279,7 +279,12 @@ def submit_prepare() -> Response | tuple[str, int]:
     """
     if problem := _csrf_problem(request.form):
         return render_template("public/refused.html", reason=problem), 400
-    ticket, reply_key = intake.prepare_report(current(), _session_binding())
+    services = current()
+    # A full store turns the report away now, before sealing and before the costly derivation;
+    # the smallest report is one sealed manifest.
+    with services.sessions() as session:
+        intake.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
+    ticket, reply_key = intake.prepare_report(services, _session_binding())
     return jsonify({"ticket": ticket, "reply_public_key": crypto.b64encode(reply_key)})
 
 

@@ -377,6 +377,19 @@ def test_prepare_without_the_forms_token_is_refused(
     assert "This form had expired" in error_message(response.get_data(as_text=True))
 
 
+def test_prepare_says_at_once_when_the_store_is_full(
+    initialised: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_receipt_wanted(*args: object) -> None:
+        raise AssertionError("a receipt was derived for a report that cannot be stored")
+
+    monkeypatch.setattr(receipts, "derive", no_receipt_wanted)
+    with site(initialised, PORTAL_STORAGE_QUOTA_BYTES=str(MANIFEST - 1)) as (_app, client):
+        response = client.post("/en/submit/prepare", data={"csrf_token": csrf_token(client)})
+        assert response.status_code == 503
+        assert "temporarily unable" in error_message(response.get_data(as_text=True))
+
+
 def test_prepare_takes_no_get(client: FlaskClient) -> None:
     assert client.get("/en/submit/prepare").status_code == 405
 
