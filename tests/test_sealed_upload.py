@@ -1,6 +1,7 @@
 """Uploads sealed in the browser (`/<lang>/submit/sealed`, `/<lang>/follow-up/sealed`): only
-their structure is checked, anything malformed is refused with a clear message and nothing
-stored, and what the browser's own code seals opens offline byte for byte."""
+their structure (and a report's ticket, from `/<lang>/submit/prepare`) is checked, anything
+malformed is refused with a clear message and nothing stored, and what the browser's own code
+seals opens offline byte for byte, with the reply key its receipt derives."""
 
 from __future__ import annotations
 
