@@ -189,12 +189,15 @@ export function openSealedBox(ciphertext, recipientSecretKey) {
 
 /**
  * The envelope v1 manifest of a browser-sealed submission, keys in the order of the design.
- * @param {{kind: string, locale: string, fields: Fields, files: FileEntry[]}} parts
+ * A report carries the case's reply public key, sealed with it so that no one on the way to
+ * the team can swap it for their own.
+ * @param {{kind: string, locale: string, fields: Fields, files: FileEntry[],
+ *   replyPublicKey?: Uint8Array}} parts
  * @returns {object}
  */
-export function buildManifest({ kind, locale, fields, files }) {
+export function buildManifest({ kind, locale, fields, files, replyPublicKey }) {
   if (kind !== 'report' && kind !== 'follow-up') throw new Error(`Unknown kind: ${kind}`);
-  return {
+  const manifest = {
     format: 'portal-envelope',
     version: 1,
     kind,
@@ -208,6 +211,11 @@ export function buildManifest({ kind, locale, fields, files }) {
       key: toBase64(file.key),
     })),
   };
+  if (replyPublicKey !== undefined) {
+    checkKey(replyPublicKey);
+    return { ...manifest, reply_public_key: toBase64(replyPublicKey) };
+  }
+  return manifest;
 }
 
 /**

@@ -15,16 +15,18 @@ from flask import (
     Response,
     abort,
     g,
+    jsonify,
     render_template,
     request,
 )
+from flask import session as browser_session
 from flask_babel import gettext
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal import envelope, headers, i18n, intake, kept, schema, uploads
+from portal import crypto, envelope, headers, i18n, intake, kept, schema, tickets, uploads
 from portal.limits import limiter
 from portal.schema import N_
 from portal.services import Services, current
@@ -66,10 +68,14 @@ def _follow_up_rate() -> str:
     return current().config.follow_up_rate_limit
 
 
-# One budget for reports and one for follow-ups, shared by the form posted without
-# JavaScript and the browser-sealed upload: with a limit per view, each way in had its own
-# budget and a flood could spend both.
+# One budget for new receipts (each costs an Argon2id derivation) and one for follow-ups,
+# shared by the form posted without JavaScript and the browser's way in: with a limit per view,
+# each way in had its own budget and a flood could spend both. A browser-sealed report spends
+# the report budget when it asks for its receipt; its upload, which makes no receipt but still
+# arrives on disk before it can be refused, has a budget of the same size of its own, so that
+# the browser's reports are not counted twice.
 report_limit = limiter.shared_limit(_report_rate, scope="report")
+sealed_report_limit = limiter.shared_limit(_report_rate, scope="sealed-report")
 follow_up_limit = limiter.shared_limit(_follow_up_rate, scope="follow-up")
 
 
@@ -263,10 +269,34 @@ def _accept_case_file(
     return render_template("public/receipt.html", receipt=receipt, sealed_by="relay-tool"), 200
 
 
-@bp.post("/submit/sealed")
+@bp.post("/submit/prepare")
 @report_limit
+def submit_prepare() -> Response | tuple[str, int]:
+    """Before the browser seals a report: its reply key, and its receipt inside a ticket.
+
+    The ticket is for the browser's memory only: it comes back with the sealed upload, and the
+    receipt in it is shown once the report is stored.
+    """
+    if problem := _csrf_problem(request.form):
+        return render_template("public/refused.html", reason=problem), 400
+    services = current()
+    # A full store turns the report away now, before sealing and before the costly derivation;
+    # the smallest report is one sealed manifest.
+    with services.sessions() as session:
+        intake.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
+    ticket, reply_key = intake.prepare_report(services, _session_binding())
+    return jsonify({"ticket": ticket, "reply_public_key": crypto.b64encode(reply_key)})
+
+
+def _session_binding() -> bytes:
+    # The session's random CSRF secret: a ticket carried to another browser is of no use there.
+    return tickets.session_binding(str(browser_session.get("csrf_token", "")))
+
+
+@bp.post("/submit/sealed")
+@sealed_report_limit
 def submit_sealed() -> tuple[str, int]:
-    """A report sealed in the browser: only its structure is checked, then it is stored."""
+    """A report sealed in the browser: only its structure and its ticket are checked."""
     return _sealed("report")
 
 
@@ -296,8 +326,13 @@ def _sealed(kind: str) -> tuple[str, int]:
                 declared_files=form.get("file_count", ""),
                 parts=parts,
                 case=case,
+                ticket=form.get("ticket", ""),
+                binding=_session_binding(),
                 extra_parts=staged.overflow,
             )
+        except intake.TicketRefused:
+            # The script asks for a fresh ticket on every try: sending again is the remedy.
+            return render_template("public/refused.html", reason=_expired()), 400
         except intake.Refused as exc:
             return render_template("public/refused.html", reason=str(exc)), 400
         staged.committed = True
@@ -321,11 +356,15 @@ def _csrf_problem(form: MultiDict[str, str]) -> str | None:
     try:
         validate_csrf(form.get("csrf_token"))
     except ValidationError:
-        return _(
-            "This form had expired, so nothing was sent yet. Everything you typed is "
-            "still below: please check it and send it again."
-        )
+        return _expired()
     return None
+
+
+def _expired() -> str:
+    return _(
+        "This form had expired, so nothing was sent yet. Everything you typed is "
+        "still below: please check it and send it again."
+    )
 
 
 def _quietly_dropped(staged: uploads.Uploads) -> tuple[str, int]:

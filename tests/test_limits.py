@@ -17,10 +17,12 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import MINIMAL_REPORT, REDIS_URL, csrf_token, receipt_of
+from conftest import MINIMAL_REPORT, REDIS_URL, TeamKeys, csrf_token, prepare, receipt_of
 from flask import Flask
 from flask.testing import FlaskClient
 from servers import Served, csrf, deployment
+from test_sealed_upload import seal_like_the_browser
+from test_uploads import post_parts
 from werkzeug.test import TestResponse
 
 from portal import create_app, limits, schema
@@ -62,9 +64,10 @@ def test_a_burst_of_reports_is_limited_and_a_follow_up_still_works(
         assert "Please wait a few minutes and send it again" in limited
         assert typed in limited
         assert "Traceback" not in limited
-        # The sealed way in shares the report budget.
-        sealed = client.post("/en/submit/sealed", data={"csrf_token": token, "file_count": "0"})
-        assert sealed.status_code == 429
+        # The browser's way in asks for its receipt from the same budget.
+        prepared = client.post("/en/submit/prepare", data={"csrf_token": token})
+        assert prepared.status_code == 429
+        assert "try again" in prepared.get_data(as_text=True)
         # Looking up a case has its own budget.
         receipt = receipt_of(answers[0].get_data(as_text=True))
         case = client.post(
@@ -73,6 +76,25 @@ def test_a_burst_of_reports_is_limited_and_a_follow_up_still_works(
         )
         assert case.status_code == 200
         assert "receipt" in case.get_data(as_text=True)
+
+
+def test_a_browser_sealed_report_spends_the_report_budget_once(
+    initialised: dict[str, str], team_keys: TeamKeys
+) -> None:
+    with limited_site(initialised, PORTAL_REPORT_RATE_LIMIT="3 per minute") as app:
+        client = app.test_client()
+        token = csrf_token(client)
+        for _ in range(3):
+            ticket = prepare(client, token=token).ticket
+            sealed = seal_like_the_browser(team_keys.public_key, {})
+            upload = post_parts(client, "/en/submit/sealed", sealed.parts(token, ticket=ticket))
+            assert upload.status_code == 200, upload.get_data(as_text=True)
+        # Three reports made three receipts: the budget is spent, by either way in.
+        assert client.post("/en/submit/prepare", data={"csrf_token": token}).status_code == 429
+        assert report(client, token).status_code == 429
+        # Uploads that make no receipt have a budget of the same size of their own.
+        junk = client.post("/en/submit/sealed", data={"csrf_token": token, "file_count": "0"})
+        assert junk.status_code == 429
 
 
 def test_receipt_lookups_have_their_own_budget(initialised: dict[str, str]) -> None:

@@ -843,10 +843,8 @@ def test_a_flood_of_reports_is_limited_across_both_ways_in_and_keeps_the_text(
         limiter.reset()
         submit(client)
         submit(client)
-        sealed = post_parts(
-            client, "/en/submit/sealed", [("csrf_token", csrf_token(client)), ("file_count", "0")]
-        )
-        assert sealed.status_code == 429
+        prepared = client.post("/en/submit/prepare", data={"csrf_token": csrf_token(client)})
+        assert prepared.status_code == 429
         response = client.post(
             "/en/submit",
             data={**MINIMAL_REPORT, "description": "words typed", "csrf_token": csrf_token(client)},
