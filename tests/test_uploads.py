@@ -85,7 +85,7 @@ def error_message(html: str) -> str:
 
 @dataclass(frozen=True)
 class Stored:
-    """What a deployment holds: submission rows, submission folders, staging folders."""
+    """What a deployment holds: submission rows, submission folders, staging and kept folders."""
 
     rows: int
     folders: set[str]
@@ -97,8 +97,13 @@ def stored(app: Flask) -> Stored:
     services = app.extensions["portal"]
     with services.sessions() as session:
         rows = session.scalar(select(func.count()).select_from(Submission)) or 0
-    incoming = services.store.incoming
-    staging = sorted(incoming.iterdir()) if incoming.exists() else []
+    staging = sorted(
+        item
+        for folder in (services.store.incoming, services.store.kept)
+        if folder.exists()
+        for item in folder.iterdir()
+        if item.is_dir()
+    )
     return Stored(rows, services.store.stored_ids(), staging)
 
 
