@@ -74,9 +74,10 @@ def create_app(
     _check_hosts(app, config)
     app.teardown_request(lambda _exc: uploads.release())
     if site == PUBLIC:
-        from portal import public
+        from portal import public, retention
 
         public.register(app)
+        retention.init_app(app)
     else:
         from portal import staff
 

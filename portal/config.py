@@ -40,6 +40,8 @@ class Config:
     hostnames: tuple[str, ...]
     max_upload_bytes: int
     storage_quota_bytes: int | None
+    kept_session_bytes: int
+    kept_total_bytes: int
     ratelimit_storage_uri: str
     retention_days: int
     unexported_retention_days: int
@@ -131,6 +133,10 @@ def load_config(env: Mapping[str, str], root: Path | None = None) -> Config:
         hostnames=hostnames,
         max_upload_bytes=_int(env, "PORTAL_MAX_UPLOAD_BYTES", 500 * MiB, minimum=MiB),
         storage_quota_bytes=quota or None,
+        # Attachments kept across a form that came back with a problem (see `portal.kept`):
+        # enough for a long video per person, and a bound on what a flood of such forms costs.
+        kept_session_bytes=_int(env, "PORTAL_KEPT_SESSION_BYTES", 256 * MiB),
+        kept_total_bytes=_int(env, "PORTAL_KEPT_TOTAL_BYTES", 2048 * MiB),
         ratelimit_storage_uri=env.get("PORTAL_RATELIMIT_STORAGE_URI", "memory://"),
         retention_days=_int(env, "PORTAL_RETENTION_DAYS", 30, minimum=1),
         unexported_retention_days=_int(env, "PORTAL_UNEXPORTED_RETENTION_DAYS", 180, minimum=1),

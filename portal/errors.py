@@ -7,6 +7,7 @@ and never the request's content.
 
 from __future__ import annotations
 
+import errno
 import logging
 import traceback
 
@@ -32,7 +33,8 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
         uploads.release()
-        return render_template("errors/too_large.html", limit=_human_size(max_upload_bytes)), 413
+        limit = error.limit if isinstance(error, uploads.FormTooLarge) else max_upload_bytes
+        return render_template("errors/too_large.html", limit=_human_size(limit)), 413
 
     @app.errorhandler(intake.QuotaExceeded)
     def _full(error: intake.QuotaExceeded) -> tuple[str, int]:
@@ -45,7 +47,13 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
         if request.endpoint in ("public.submit_post", "public.follow_up_post"):
             # Keep what the person typed: read the text of the form, let the files go by.
             uploads.expect_discard()
-            form = request.form
+            try:
+                form = request.form
+            except HTTPException as unreadable:
+                # Too large or malformed as well: that page, rather than a failed handler.
+                if isinstance(unreadable, RequestEntityTooLarge):
+                    return _too_large(unreadable)
+                return render_template("errors/limited.html"), 429
             if request.endpoint == "public.submit_post":
                 from portal.public import limited_report  # here, to avoid an import cycle
 
@@ -69,6 +77,11 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> tuple[str, int]:
         uploads.release()
+        if full := disk_full(error):
+            # Not a fault of the request: the same calm page as a full quota, and a line
+            # that tells the operator what to free.
+            log.error("storage full (%s): a submission was turned away", full)
+            return render_template("errors/unavailable.html"), 503
         # Where it happened, never what: no message, no locals, no request content.
         where = " < ".join(
             f"{frame.name}:{frame.lineno}"
@@ -76,3 +89,25 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
         )
         log.error("unexpected %s at %s", type(error).__name__, where)
         return render_template("errors/error.html", code=500), 500
+
+
+# SQLite's "database or disk is full" and PostgreSQL's disk_full condition.
+SQLITE_FULL = 13
+POSTGRES_DISK_FULL = "53100"
+
+
+def disk_full(error: BaseException) -> str | None:
+    """What says the disk or quota is full in `error` or its causes (ENOSPC, say); else None."""
+    seen: BaseException | None = error
+    for _depth in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return errno.errorcode[seen.errno]
+        if getattr(seen, "sqlite_errorcode", None) == SQLITE_FULL:
+            return "SQLITE_FULL"
+        if getattr(seen, "sqlstate", None) == POSTGRES_DISK_FULL:
+            return "disk_full"
+        # SQLAlchemy keeps the driver's error as `orig`; Python chains the rest.
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    return None

@@ -63,9 +63,16 @@ class Reply:
 
 
 def check_quota(services: Services, session: Session, incoming: int) -> None:
-    """Refuse when storing `incoming` more bytes would pass the configured quota."""
+    """Refuse when storing `incoming` more bytes would pass the configured quota.
+
+    What waits in staging and kept folders counts too: it is on the same disk, and forms
+    that come back with a problem would otherwise fill it unseen.
+    """
     quota = services.config.storage_quota_bytes
-    if quota is not None and services.storage_used(session) + max(incoming, 0) > quota:
+    if quota is None:
+        return
+    used = services.storage_used(session) + services.store.staging_bytes()
+    if used + max(incoming, 0) > quota:
         raise QuotaExceeded
 
 

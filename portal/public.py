@@ -40,6 +40,8 @@ def _(text: str, **variables: str) -> str:
 
 
 ATTACHMENTS = "attachments"
+# The file parts the report form stores; any other is let go unwritten.
+REPORT_FILE_FIELDS = frozenset({ATTACHMENTS, uploads.CASE_FILE})
 # A hidden input of the relay's upload form, so that posting it with no file chosen is told
 # apart from an empty report.
 RELAY_FORM = "relay_upload"
@@ -53,6 +55,9 @@ TOO_MANY_FILES = N_(
     "At most 100 files can be sent at once. The first 100 were received and are kept below; "
     "send the others afterwards, as more information with your receipt."
 )
+# Attachments that could not be kept across a problem: the form was not trusted (expired, or
+# no session), or keeping them would pass a budget (see `kept`).
+CHOOSE_AGAIN = N_("Your attachments could not be kept: please choose them again.")
 # Each answer is within its own limit, but together they pass what one envelope may hold.
 ALL_TOO_LONG = N_(
     "Together, your answers are too long to send at once. Please shorten this text, or send "
@@ -150,7 +155,7 @@ def render_report(
     return render_template(
         "public/submit.html",
         sections=schema.REPORT_SECTIONS,
-        values=values or MultiDict(),
+        values=_echo(values, schema.REPORT_FIELDS),
         problems={p.field: p.message for p in problems or ()},
         problem_list=problems or [],
         notice=notice,
@@ -159,6 +164,27 @@ def render_report(
         csrf_token=generate_csrf(),
         **_sealing_page(services),
     ), status
+
+
+def _echo(
+    values: MultiDict[str, str] | None, fields: tuple[schema.Field, ...]
+) -> MultiDict[str, str]:
+    """What was typed, to show again: the form's own fields only, none longer than its limit."""
+    return MultiDict(schema.echo(values.to_dict(flat=False), fields) if values else {})
+
+
+def _keep(
+    services: Services,
+    staged: uploads.Uploads,
+    files: list[uploads.Part],
+    problems: list[schema.Problem],
+    trusted: bool,
+) -> list[kept.KeptFile]:
+    """Keep the attachments for the next try; where they cannot be, a problem asks for them."""
+    kept_files, let_go = kept.keep(services.config, services.store, staged, files, trusted=trusted)
+    if let_go:
+        problems.append(schema.Problem(ATTACHMENTS, CHOOSE_AGAIN))
+    return kept_files
 
 
 def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
@@ -204,7 +230,9 @@ def submit_post() -> tuple[str, int]:
     services = current()
     with services.sessions() as session:
         intake.check_quota(services, session, request.content_length or 0)
-        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
+        staged = uploads.expect_uploads(
+            services.store, uploads.SEAL, max_files=100, fields=REPORT_FILE_FIELDS
+        )
         form = request.form
         if form.get(schema.HONEYPOT):
             return _quietly_dropped(staged)
@@ -212,13 +240,14 @@ def submit_post() -> tuple[str, int]:
         problem = _csrf_problem(form)
         if relay or form.get(RELAY_FORM):
             return _accept_case_file(services, session, staged, relay, problem)
-        files = kept.restore(form, staged) + [p for p in staged.parts if p.field == ATTACHMENTS]
+        files = kept.restore(form, staged, services.store)
+        files += [p for p in staged.parts if p.field == ATTACHMENTS]
         files, file_problems = _within_file_limit(staged, files)
         values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
         problems = schema.check(values, schema.REPORT_FIELDS) + file_problems
         if problem or problems:
-            staged.keep = bool(files)
-            return render_report(form, problems, problem, kept.describe(staged, files), 400)
+            kept_files = _keep(services, staged, files, problems, trusted=problem is None)
+            return render_report(form, problems, problem, kept_files, 400)
         try:
             receipt, _submission = intake.seal_on_arrival(
                 services,
@@ -230,9 +259,9 @@ def submit_post() -> tuple[str, int]:
                 parts=files,
             )
         except intake.TooLong:
-            staged.keep = bool(files)
             problems = [schema.Problem("description", ALL_TOO_LONG)]
-            return render_report(form, problems, None, kept.describe(staged, files), 400)
+            kept_files = _keep(services, staged, files, problems, trusted=True)
+            return render_report(form, problems, None, kept_files, 400)
         staged.committed = True
     return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
 
@@ -396,9 +425,12 @@ def follow_up_post() -> tuple[str, int]:
     """Open a case with its receipt: show replies; add information to it."""
     services = current()
     with services.sessions() as session:
-        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
+        staged = uploads.expect_uploads(
+            services.store, uploads.SEAL, max_files=100, fields=frozenset({ATTACHMENTS})
+        )
         form = request.form
-        files = kept.restore(form, staged) + [p for p in staged.finish() if p.field == ATTACHMENTS]
+        files = kept.restore(form, staged, services.store)
+        files += [p for p in staged.finish() if p.field == ATTACHMENTS]
         receipt = form.get("receipt", "")
         adding = form.get("step") == "add"
         problem = _csrf_problem(form)
@@ -421,11 +453,11 @@ def follow_up_post() -> tuple[str, int]:
         problems = schema.check(values, schema.FOLLOW_UP_FIELDS) + file_problems
         if problem or problems:
             # An expired form comes back like one with a problem: the case page, with the
-            # new information as typed and its attachments kept.
-            staged.keep = bool(files)
-            kept_files = kept.describe(staged, files)
+            # new information as typed (its attachments are kept only for a trusted form).
+            kept_files = _keep(services, staged, files, problems, trusted=problem is None)
             return _case_page(receipt, replies, form, problems, kept_files, problem), 400
-        intake.check_quota(services, session, staged.staging.size())
+        # This request's files are already in staging, which the quota counts.
+        intake.check_quota(services, session, 0)
         try:
             intake.seal_on_arrival(
                 services,
@@ -438,9 +470,9 @@ def follow_up_post() -> tuple[str, int]:
                 case=case,
             )
         except intake.TooLong:
-            staged.keep = bool(files)
             problems = [schema.Problem("description", ALL_TOO_LONG)]
-            return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
+            kept_files = _keep(services, staged, files, problems, trusted=True)
+            return _case_page(receipt, replies, form, problems, kept_files), 400
         staged.committed = True
     return render_template("public/follow_up_done.html", sealed_by="server"), 200
 
@@ -465,10 +497,10 @@ def _case_page(
 ) -> str:
     return render_template(
         "public/follow_up_case.html",
-        receipt=receipt,
+        receipt=receipt[:100],
         replies=replies,
         fields=schema.FOLLOW_UP_FIELDS,
-        values=values,
+        values=_echo(values, schema.FOLLOW_UP_FIELDS),
         problems={p.field: p.message for p in problems},
         problem_list=problems,
         notice=notice,

@@ -301,6 +301,21 @@ def test_the_quota_counts_what_is_stored_and_what_arrives(
         intake.check_quota(limited, session, 101)
 
 
+@pytest.mark.parametrize("where", ["incoming", "kept"])
+def test_the_quota_counts_what_waits_in_staging(
+    session: Session, services: Services, where: str
+) -> None:
+    limited = replace(services, config=replace(services.config, storage_quota_bytes=10_000))
+    intake.check_quota(limited, session, 10_000)
+    services.store.ensure()
+    folder = getattr(services.store, where) / "waiting"
+    folder.mkdir()
+    (folder / "part-0").write_bytes(b"\0" * 6_000)
+    intake.check_quota(limited, session, 4_000)
+    with pytest.raises(intake.QuotaExceeded):
+        intake.check_quota(limited, session, 4_001)
+
+
 def test_a_sealing_stream_and_the_manifest_agree_on_sizes(services: Services) -> None:
     staging = services.store.stage()
     stream = uploads.SealingStream(staging.open("part-0"), crypto.new_file_key())

@@ -292,3 +292,24 @@ def test_two_workers_sharing_redis_hold_one_limit_and_a_follow_up_still_works(
         )
     )
     assert len(workers) == 2
+
+
+@pytest.mark.parametrize("path", ["/en/submit", "/en/follow-up"])
+def test_a_large_body_that_meets_the_rate_limit_gets_the_size_page(
+    initialised: dict[str, str], path: str
+) -> None:
+    one_an_hour = {
+        "PORTAL_REPORT_RATE_LIMIT": "1 per hour",
+        "PORTAL_FOLLOW_UP_RATE_LIMIT": "1 per hour",
+    }
+    with limited_site(initialised, **one_an_hour) as app:
+        client = app.test_client()
+        client.post(path, data={"csrf_token": csrf_token(client)})
+        # The limited page shows the form as typed: a body too large to read gets the size
+        # page instead, not a failure of the page that was to keep it.
+        body = b"description=" + b"a" * (3 * 1024 * 1024)
+        response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+        text = response.get_data(as_text=True)
+        assert response.status_code == 413
+        assert "at most 2 MiB" in text
+        assert len(text) < 20_000
