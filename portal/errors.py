@@ -84,7 +84,6 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
         uploads.release()
         seconds = limits.wait_seconds(error)
         retry = {"Retry-After": str(seconds)} if seconds else {}
-        wait = wait_sentence(seconds)
         if request.endpoint in ("public.submit_post", "public.follow_up_post"):
             # Keep what the person typed: read the text of the form, let the files go by.
             uploads.expect_discard()
@@ -96,7 +95,7 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
             from portal.public import limited_follow_up  # here, to avoid an import cycle
 
             return (*limited_follow_up(form, follow_up_notice(error, seconds)), retry)
-        return render_template("errors/limited.html", wait=wait), 429, retry
+        return render_template("errors/limited.html", wait=wait_sentence(seconds)), 429, retry
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
