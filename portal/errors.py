@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import traceback
 
 from flask import Flask, Response, make_response, render_template, request
+from flask_babel import gettext, ngettext
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from portal import intake, uploads
+from portal import intake, limits, uploads
+from portal.schema import N_
 
 log = logging.getLogger("portal")
+KEPT = N_("Everything you typed is still below; attachments must be chosen again.")
+
+
+def _(text: str) -> str:
+    """`text` in the page's language (Flask-Babel's gettext, with its type)."""
+    return str(gettext(text))
 
 
 def _human_size(n: int) -> str:
@@ -25,6 +34,37 @@ def _human_size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
         n //= 1024
     return str(n)
+
+
+def wait_sentence(seconds: int | None) -> str:
+    """How long to wait before trying again, in the page's language."""
+    if seconds is None:
+        return _("Please wait a few minutes, then try again.")
+    if seconds < 60:
+        return str(
+            ngettext(
+                "Please wait %(num)d second, then try again.",
+                "Please wait %(num)d seconds, then try again.",
+                seconds,
+            )
+        )
+    return str(
+        ngettext(
+            "Please wait %(num)d minute, then try again.",
+            "Please wait %(num)d minutes, then try again.",
+            math.ceil(seconds / 60),
+        )
+    )
+
+
+def follow_up_notice(error: HTTPException, seconds: int | None) -> str:
+    """Why a follow-up was not sent (this browser's own tries, or everyone's), that what was
+    typed is kept, and how long to wait."""
+    if isinstance(error, limits.OverBudget) and error.whose == "session":
+        why = _("You have tried many times in a short while, so this was not sent yet.")
+    else:
+        why = _("Many people are using the portal right now, so this was not sent yet.")
+    return " ".join((why, _(KEPT), wait_sentence(seconds)))
 
 
 def init_app(app: Flask, max_upload_bytes: int) -> None:
@@ -42,8 +82,10 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
         return render_template("errors/unavailable.html"), 503
 
     @app.errorhandler(429)
-    def _limited(error: HTTPException) -> tuple[str, int]:
+    def _limited(error: HTTPException) -> tuple[str, int, dict[str, str]]:
         uploads.release()
+        seconds = limits.wait_seconds(error)
+        retry = {"Retry-After": str(seconds)} if seconds else {}
         if request.endpoint in ("public.submit_post", "public.follow_up_post"):
             # Keep what the person typed: read the text of the form, let the files go by.
             uploads.expect_discard()
@@ -52,16 +94,17 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
             except HTTPException as unreadable:
                 # Too large or malformed as well: that page, rather than a failed handler.
                 if isinstance(unreadable, RequestEntityTooLarge):
-                    return _too_large(unreadable)
-                return render_template("errors/limited.html"), 429
+                    return (*_too_large(unreadable), {})
+                page = render_template("errors/limited.html", wait=wait_sentence(seconds))
+                return page, 429, retry
             if request.endpoint == "public.submit_post":
                 from portal.public import limited_report  # here, to avoid an import cycle
 
-                return limited_report(form)
+                return (*limited_report(form), retry)
             from portal.public import limited_follow_up  # here, to avoid an import cycle
 
-            return limited_follow_up(form)
-        return render_template("errors/limited.html"), 429
+            return (*limited_follow_up(form, follow_up_notice(error, seconds)), retry)
+        return render_template("errors/limited.html", wait=wait_sentence(seconds)), 429, retry
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

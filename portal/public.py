@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal import crypto, envelope, headers, i18n, intake, kept, schema, tickets, uploads
+from portal import crypto, envelope, headers, i18n, intake, kept, limits, schema, tickets, uploads
 from portal.limits import limiter
 from portal.schema import N_
 from portal.services import Services, current
@@ -69,19 +69,32 @@ def _report_rate() -> str:
     return current().config.report_rate_limit
 
 
-def _follow_up_rate() -> str:
-    return current().config.follow_up_rate_limit
-
-
-# One budget for new receipts (each costs an Argon2id derivation) and one for follow-ups,
-# shared by the form posted without JavaScript and the browser's way in: with a limit per view,
-# each way in had its own budget and a flood could spend both. A browser-sealed report spends
-# the report budget when it asks for its receipt; its upload, which makes no receipt but still
-# arrives on disk before it can be refused, has a budget of the same size of its own, so that
-# the browser's reports are not counted twice.
+# One budget for new receipts (each costs an Argon2id derivation), shared by the form posted
+# without JavaScript and the browser's way in: with a limit per view, each way in had its own
+# budget and a flood could spend both. A browser-sealed report spends the report budget when it
+# asks for its receipt; its upload, which makes no receipt but still arrives on disk before it
+# can be refused, has a budget of the same size of its own, so that the browser's reports are
+# not counted twice.
 report_limit = limiter.shared_limit(_report_rate, scope="report")
 sealed_report_limit = limiter.shared_limit(_report_rate, scope="sealed-report")
-follow_up_limit = limiter.shared_limit(_follow_up_rate, scope="follow-up")
+# Each lookup costs an Argon2id derivation. A receipt's 83 bits need no rate limit; the
+# server's processors and memory do. Each session has a small budget of its own inside the
+# site's, which is sized to what the machine can afford (portal/config.py), and spent only
+# once the session's has room: so one browser's tries cannot close follow-ups to everyone.
+follow_up_limit = limits.budget(
+    limits.Budget(
+        "follow-up-session",
+        lambda: current().config.follow_up_session_rate_limit,
+        limits.session_key("follow-up"),
+        whose="session",
+    ),
+    limits.Budget(
+        "follow-up",
+        lambda: current().config.follow_up_rate_limit,
+        limits.whole_site("follow-up"),
+        whose="site",
+    ),
+)
 
 
 @bp.url_value_preprocessor
@@ -200,17 +213,12 @@ def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
     )
 
 
-def limited_follow_up(form: MultiDict[str, str]) -> tuple[str, int]:
-    """The follow-up page again, calm, when too many lookups arrive at once.
+def limited_follow_up(form: MultiDict[str, str], notice: str) -> tuple[str, int]:
+    """The follow-up page again, with `notice`, when too many lookups arrive at once.
 
     The case is not looked up (that is the costly part being limited); what was typed, the
     receipt included, comes back as it was.
     """
-    notice = _(
-        "Many people are using the portal right now, so this was not sent yet. Everything you "
-        "typed is still below. Please wait a few minutes and try again; attachments must be "
-        "chosen again."
-    )
     receipt = form.get("receipt", "")
     if form.get("step") == "add":
         return _case_page(receipt, None, form, [], [], notice), 429
