@@ -51,6 +51,8 @@ class Config:
     report_rate_limit: str
     follow_up_rate_limit: str
     login_rate_limit: str
+    max_uploads: int
+    upload_wait_seconds: int
 
     @property
     def blob_dir(self) -> Path:
@@ -136,4 +138,6 @@ def load_config(env: Mapping[str, str], root: Path = ROOT) -> Config:
         report_rate_limit=env.get("PORTAL_REPORT_RATE_LIMIT", "60 per minute;600 per hour"),
         follow_up_rate_limit=env.get("PORTAL_FOLLOW_UP_RATE_LIMIT", "30 per minute;300 per hour"),
         login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT", "10 per minute;60 per hour"),
+        max_uploads=_int(env, "PORTAL_MAX_UPLOADS", 200, minimum=1),
+        upload_wait_seconds=_int(env, "PORTAL_UPLOAD_WAIT_SECONDS", 60),
     )

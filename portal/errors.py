@@ -13,7 +13,7 @@ import traceback
 from flask import Flask, Response, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from portal import intake, uploads
+from portal import gate, intake, uploads
 
 log = logging.getLogger("portal")
 
@@ -41,6 +41,20 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
 
     @app.errorhandler(429)
     def _limited(error: HTTPException) -> tuple[str, int]:
+        return _try_again_later(429)
+
+    @app.errorhandler(gate.Busy)
+    def _busy(error: gate.Busy) -> Response:
+        # Too many large uploads at once: the same calm answer as a rate limit, with the
+        # person's text, and a hint for clients that retry by themselves.
+        response = make_response(_try_again_later(503))
+        for name, value in error.get_headers():
+            if name.lower() == "retry-after":
+                response.headers[name] = value
+        return response
+
+    def _try_again_later(status: int) -> tuple[str, int]:
+        """The form again with what was typed (or a short page), when too much arrives at once."""
         uploads.release()
         if request.endpoint in ("public.submit_post", "public.follow_up_post"):
             # Keep what the person typed: read the text of the form, let the files go by.
@@ -49,11 +63,12 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
             if request.endpoint == "public.submit_post":
                 from portal.public import limited_report  # here, to avoid an import cycle
 
-                return limited_report(form)
+                return limited_report(form, status)
             from portal.public import limited_follow_up  # here, to avoid an import cycle
 
-            return limited_follow_up(form)
-        return render_template("errors/limited.html"), 429
+            return limited_follow_up(form, status)
+        # The sealing script shows this page's message and keeps the form as it was.
+        return render_template("errors/limited.html"), status
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
