@@ -24,8 +24,17 @@ from pathlib import Path
 
 import pytest
 from conftest import receipt_of
-from servers import PORTAL, Served, connect, csrf, deployment, full_env, multipart, read_response
-from servers import status_of
+from servers import (
+    PORTAL,
+    Served,
+    connect,
+    csrf,
+    deployment,
+    full_env,
+    multipart,
+    read_response,
+    status_of,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +61,8 @@ def _open_upload(served: Served, path: str, token: str, cookie: str, first: int)
     sock.sendall(
         (
             f"POST {path} HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(head) + ATTACHMENT + 100}\r\n\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(head) + ATTACHMENT + 100}\r\n\r\n"
         ).encode()
         + head
         + os.urandom(first)
