@@ -27,6 +27,7 @@ import pyotp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import offload
 from portal.models import StaffMember
 from portal.wordlist import WORDS
 
@@ -119,15 +120,18 @@ def normalise_passphrase(passphrase: str) -> str:
 def hash_passphrase(passphrase: str) -> str:
     """The Argon2id hash string of a passphrase (salt and limits inside)."""
     encoded = normalise_passphrase(passphrase).encode("utf-8")
-    return nacl.pwhash.argon2id.str(encoded, opslimit=OPSLIMIT, memlimit=MEMLIMIT).decode("ascii")
+    hashed = offload.cpu_bound(nacl.pwhash.argon2id.str, encoded, OPSLIMIT, MEMLIMIT)
+    return hashed.decode("ascii")
 
 
 def verify_passphrase(password_hash: str, passphrase: str) -> bool:
     """Whether a passphrase matches its hash."""
     try:
         return bool(
-            nacl.pwhash.argon2id.verify(
-                password_hash.encode("ascii"), normalise_passphrase(passphrase).encode("utf-8")
+            offload.cpu_bound(
+                nacl.pwhash.argon2id.verify,
+                password_hash.encode("ascii"),
+                normalise_passphrase(passphrase).encode("utf-8"),
             )
         )
     except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, UnicodeEncodeError):
@@ -136,9 +140,9 @@ def verify_passphrase(password_hash: str, passphrase: str) -> bool:
 
 @cache
 def _decoy_hash(opslimit: int, memlimit: int) -> str:
-    return nacl.pwhash.argon2id.str(
-        secrets.token_bytes(16), opslimit=opslimit, memlimit=memlimit
-    ).decode("ascii")
+    salt_like = secrets.token_bytes(16)
+    hashed = offload.cpu_bound(nacl.pwhash.argon2id.str, salt_like, opslimit, memlimit)
+    return hashed.decode("ascii")
 
 
 def decoy_hash() -> str:

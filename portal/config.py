@@ -87,6 +87,8 @@ class Config:
     follow_up_rate_limit: str
     follow_up_session_rate_limit: str
     login_rate_limit: str
+    max_uploads: int
+    upload_wait_seconds: int
 
     @property
     def blob_dir(self) -> Path:
@@ -188,4 +190,6 @@ def load_config(
         follow_up_session_rate_limit=env.get("PORTAL_FOLLOW_UP_SESSION_RATE_LIMIT")
         or FOLLOW_UP_SESSION_BUDGET,
         login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT", "10 per minute;60 per hour"),
+        max_uploads=_int(env, "PORTAL_MAX_UPLOADS", 200, minimum=1),
+        upload_wait_seconds=_int(env, "PORTAL_UPLOAD_WAIT_SECONDS", 60),
     )

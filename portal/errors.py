@@ -16,7 +16,7 @@ from flask import Flask, Response, make_response, render_template, request
 from flask_babel import gettext, ngettext
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from portal import intake, limits, uploads
+from portal import gate, intake, limits, uploads
 from portal.schema import N_
 
 log = logging.getLogger("portal")
@@ -82,10 +82,22 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
         return render_template("errors/unavailable.html"), 503
 
     @app.errorhandler(429)
-    def _limited(error: HTTPException) -> tuple[str, int, dict[str, str]]:
-        uploads.release()
+    def _limited(error: HTTPException) -> Response:
         seconds = limits.wait_seconds(error)
+        return _try_again_later(429, seconds, follow_up_notice(error, seconds))
+
+    @app.errorhandler(gate.Busy)
+    def _busy(error: gate.Busy) -> Response:
+        # Too many large uploads at once: the same calm answer as a rate limit, with the
+        # person's text, and a hint for clients that retry by themselves.
+        seconds = gate.RETRY_AFTER_SECONDS
+        return _try_again_later(503, seconds, follow_up_notice(error, seconds))
+
+    def _try_again_later(status: int, seconds: int | None, notice: str) -> Response:
+        """The form again with what was typed (or a short page), when too much arrives at once."""
+        uploads.release()
         retry = {"Retry-After": str(seconds)} if seconds else {}
+        short_page = render_template("errors/limited.html", wait=wait_sentence(seconds))
         if request.endpoint in ("public.submit_post", "public.follow_up_post"):
             # Keep what the person typed: read the text of the form, let the files go by.
             uploads.expect_discard()
@@ -94,17 +106,17 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
             except HTTPException as unreadable:
                 # Too large or malformed as well: that page, rather than a failed handler.
                 if isinstance(unreadable, RequestEntityTooLarge):
-                    return (*_too_large(unreadable), {})
-                page = render_template("errors/limited.html", wait=wait_sentence(seconds))
-                return page, 429, retry
+                    return make_response(_too_large(unreadable))
+                return make_response((short_page, status, retry))
             if request.endpoint == "public.submit_post":
                 from portal.public import limited_report  # here, to avoid an import cycle
 
-                return (*limited_report(form), retry)
+                return make_response((*limited_report(form, status), retry))
             from portal.public import limited_follow_up  # here, to avoid an import cycle
 
-            return (*limited_follow_up(form, follow_up_notice(error, seconds)), retry)
-        return render_template("errors/limited.html", wait=wait_sentence(seconds)), 429, retry
+            return make_response((*limited_follow_up(form, notice, status), retry))
+        # The sealing script shows this page's message and keeps the form as it was.
+        return make_response((short_page, status, retry))
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

@@ -200,7 +200,7 @@ def _keep(
     return kept_files
 
 
-def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
+def limited_report(form: MultiDict[str, str], status: int = 429) -> tuple[str, int]:
     """The report form again, calm, when too many reports arrive at once."""
     return render_report(
         form,
@@ -209,11 +209,11 @@ def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
             "typed is still below. Please wait a few minutes and send it again; attachments must "
             "be chosen again."
         ),
-        status=429,
+        status=status,
     )
 
 
-def limited_follow_up(form: MultiDict[str, str], notice: str) -> tuple[str, int]:
+def limited_follow_up(form: MultiDict[str, str], notice: str, status: int = 429) -> tuple[str, int]:
     """The follow-up page again, with `notice`, when too many lookups arrive at once.
 
     The case is not looked up (that is the costly part being limited); what was typed, the
@@ -221,8 +221,8 @@ def limited_follow_up(form: MultiDict[str, str], notice: str) -> tuple[str, int]
     """
     receipt = form.get("receipt", "")
     if form.get("step") == "add":
-        return _case_page(receipt, None, form, [], [], notice), 429
-    return _receipt_page(notice, receipt), 429
+        return _case_page(receipt, None, form, [], [], notice), status
+    return _receipt_page(notice, receipt), status
 
 
 @bp.get("/submit")
