@@ -103,6 +103,9 @@ def _store(
     """
     # Only the envelope's own pieces are stored: a stray file part of the form is not.
     staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
+    # The quota counts the bytes on disk, not what the request or a header declared: a relay's
+    # case file, say, is unpacked into pieces before they are stored.
+    check_quota(services, session, staging.size())
     submission_id = storage.new_id()
     day = today()
     size = services.store.commit(staging, submission_id, day)

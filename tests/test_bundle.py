@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import hostile_tar
 import pytest
 
 from portal import bundle, crypto, envelope
@@ -138,7 +139,7 @@ MALFORMED: list[tuple[str, bytes, str]] = [
     ("absolute", raw_tar({**GOOD_FILES, "/etc/passwd": b"x"}, index(entry())), "unexpected"),
     ("unlisted", raw_tar({**GOOD_FILES, "sub2/manifest.sealed": b"x"}, index(entry())), "not list"),
     ("other format", raw_tar(GOOD_FILES, {"format": "zip", "version": 1}), "not a portal"),
-    ("index not json", raw_tar({bundle.INDEX_NAME: b"{", **GOOD_FILES}), "not UTF-8 JSON"),
+    ("index not json", raw_tar({bundle.INDEX_NAME: b"{", **GOOD_FILES}), "UTF-8 JSON"),
     ("no list", raw_tar(GOOD_FILES, {"format": "portal-bundle", "version": 1}), "no submissions"),
     ("twice", raw_tar(GOOD_FILES, index(entry(), entry())), "twice"),
     ("bad id", raw_tar(GOOD_FILES, index(entry("../x"))), "malformed"),
@@ -245,3 +246,89 @@ def test_a_member_cut_short_on_disk_raises_tarfiles_error(tmp_path: Path) -> Non
         os.truncate(path, reader.size(bundle.INDEX_NAME) + 3 * bundle.BLOCK + 100)
         with reader.open(bundle.blob_name("sub1", 0)) as handle, pytest.raises(tarfile.ReadError):
             handle.read()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile tars: what a header says must be what the file holds
+
+# A stored size about a gigabyte and a quarter, as a 512-byte member could claim it.
+HUGE = 19_000 * crypto.SEALED_CHUNK_SIZE
+HEAD = hostile_tar.regular(bundle.INDEX_NAME, bundle.index_bytes([entry()])) + hostile_tar.regular(
+    "sub1/manifest.sealed", SEALED_MANIFEST
+)
+BLOB_NAME = "sub1/files/0.blob"
+
+
+def _negative_size() -> bytes:
+    block = bytearray(hostile_tar.header(BLOB_NAME, 0))
+    block[124:136] = b"\xff" + ((-512) & ((1 << 88) - 1)).to_bytes(11, "big")  # base-256
+    return hostile_tar._checksummed(block)
+
+
+HOSTILE: list[tuple[str, bytes, str]] = [
+    ("gnu sparse", hostile_tar.gnu_sparse(BLOB_NAME, BLOB[:512], HUGE), "a sparse file"),
+    ("pax sparse", hostile_tar.pax_sparse(BLOB_NAME, BLOB[:512], HUGE), "'GNU.sparse"),
+    ("pax size", hostile_tar.pax({"size": str(HUGE)}) + hostile_tar.regular(BLOB_NAME, BLOB),
+     "'size'"),
+    ("global pax size", hostile_tar.pax({"size": "1"}, tarfile.XGLTYPE)
+     + hostile_tar.regular(BLOB_NAME, BLOB), "'size'"),
+    ("large pax", hostile_tar.pax({"comment": "x" * 70_000}) + hostile_tar.regular(BLOB_NAME, BLOB),
+     "pax header larger"),
+    ("malformed pax", hostile_tar.header("././@PaxHeader", 9, tarfile.XHDTYPE)
+     + b"99 a=b\n\n".ljust(512, b"\0"), "malformed pax"),
+    ("gnu long name", hostile_tar.gnu_long_name(BLOB_NAME, BLOB), "GNU long name"),
+    ("hard link", hostile_tar.header(BLOB_NAME, 0, tarfile.LNKTYPE, "sub1/manifest.sealed"),
+     "a hard link"),
+    ("device", hostile_tar.header(BLOB_NAME, 0, tarfile.CHRTYPE), "a device"),
+    ("pipe", hostile_tar.header(BLOB_NAME, 0, tarfile.FIFOTYPE), "a pipe"),
+    ("contiguous", hostile_tar.header(BLOB_NAME, len(BLOB), tarfile.CONTTYPE) + BLOB,
+     "a contiguous file"),
+    ("unknown type", hostile_tar.header(BLOB_NAME, len(BLOB), b"Z") + BLOB, "tar type"),
+    ("negative size", _negative_size(), "negative size"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "member", "message"), HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_reader_refuses_every_member_but_plain_files(
+    label: str, member: bytes, message: str, tmp_path: Path
+) -> None:
+    data = hostile_tar.tar_of(HEAD, member)
+    path = tmp_path / "b.tar"
+    path.write_bytes(data)
+    for source in (lambda: bundle.read_bytes(data), lambda: bundle.Reader(path)):
+        with pytest.raises(bundle.BundleError, match=message):
+            source()
+
+
+def test_pax_records_that_change_no_size_are_read_as_tar_tools_write_them() -> None:
+    # tarfile's default format writes a pax header for a fractional time or a long name.
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.pax_headers = {"comment": "a global record"}
+        files = {bundle.INDEX_NAME: bundle.index_bytes([entry()]), **GOOD_FILES}
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uname = len(data), 1.5, "relaying organisation"
+            tar.addfile(info, io.BytesIO(data))
+    with bundle.read_bytes(buffer.getvalue()) as reader:
+        reader.check_structure()
+        assert reader.size(BLOB_NAME) == len(BLOB)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [b"[" * 200_000 + b"]" * 200_000, b'{"format": ' + b"[" * 200_000, b"{" * 100_000],
+    ids=["balanced", "unclosed", "objects"],
+)
+def test_an_index_nested_too_deep_gets_the_bundles_own_error(document: bytes) -> None:
+    data = raw_tar({bundle.INDEX_NAME: document, **GOOD_FILES})
+    with pytest.raises(bundle.BundleError, match="nests deeper than 32 levels"):
+        bundle.read_bytes(data)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    e = entry()
+    document = index(e)
+    document["note"] = "[" * 100_000 + '\\"{' * 1000
+    with bundle.read_bytes(raw_tar(GOOD_FILES, document)) as reader:
+        assert reader.entries == [e]
