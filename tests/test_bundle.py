@@ -6,11 +6,15 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import BinaryIO, cast
 
 import hostile_tar
+import hypothesis.strategies as st
 import pytest
+from hypothesis import HealthCheck, event, given, settings
 
 from portal import bundle, crypto, envelope
 
@@ -332,3 +336,139 @@ def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
     document["note"] = "[" * 100_000 + '\\"{' * 1000
     with bundle.read_bytes(raw_tar(GOOD_FILES, document)) as reader:
         assert reader.entries == [e]
+
+
+# ---------------------------------------------------------------------------------------------
+# Any bytes at all: the format's own error, or members exactly within the bytes given
+
+# Small members, so that a good share of the blocks are headers worth mutating.
+SMALL = {"sub1/manifest.sealed": b"m" * 600, "sub1/files/0.blob": b"b" * 700,
+         "sub1/files/1.blob": b"", "sub2/manifest.sealed": b"n" * 10}  # fmt: skip
+SMALL_INDEX = bundle.index_bytes([entry("sub1", 2), entry("sub2", 0, kind="follow-up")])
+FORMS: dict[str, Callable[[str, bytes], bytes]] = {
+    "plain": hostile_tar.regular,
+    "gnu sparse": lambda name, data: hostile_tar.gnu_sparse(name, data[:512], HUGE),
+    "pax sparse": lambda name, data: hostile_tar.pax_sparse(name, data[:512], HUGE),
+    "pax size": lambda name, data: (
+        hostile_tar.pax({"size": str(HUGE)}) + hostile_tar.regular(name, data)
+    ),
+    "pax harmless": lambda name, data: (
+        hostile_tar.pax({"mtime": "1.5", "comment": "x"}) + hostile_tar.regular(name, data)
+    ),
+    "folder first": lambda name, data: (
+        hostile_tar.header(name.split("/")[0], 0, tarfile.DIRTYPE) + hostile_tar.regular(name, data)
+    ),
+    "long name": hostile_tar.gnu_long_name,
+    "hard link": lambda name, data: hostile_tar.header(name, 0, tarfile.LNKTYPE, "x"),
+}
+FIELDS = {"name": (0, 100), "mode": (100, 8), "size": (124, 12), "type": (156, 1),
+          "linkname": (157, 100), "magic": (257, 8), "extension": (345, 167)}  # fmt: skip
+TYPES = [bytes([t]) for t in b"01234567xgLKSVMXZ\0"]
+field_values = st.one_of(
+    st.binary(min_size=1, max_size=100),
+    st.integers(0, 8**11 - 1).map(lambda n: b"%011o\0" % n),
+    st.integers(-(2**87), 2**87).map(lambda n: b"\xff" + (n % 2**88).to_bytes(11, "big")),
+    st.sampled_from(TYPES),
+)
+# Mostly plain members, so that one odd member among good ones is the common case.
+forms = st.sampled_from(["plain"] * 8 + list(FORMS))
+tars = st.lists(forms, min_size=5, max_size=5).flatmap(
+    lambda forms: st.permutations(
+        [FORMS[forms[0]](bundle.INDEX_NAME, SMALL_INDEX)]
+        + [
+            FORMS[form](name, data)
+            for form, (name, data) in zip(forms[1:], SMALL.items(), strict=True)
+        ]
+    ).map(lambda members: hostile_tar.tar_of(*members))
+)
+mutation = st.one_of(
+    st.tuples(st.just("header"), st.integers(0, 40), st.sampled_from(list(FIELDS)), field_values),
+    st.tuples(st.just("cut"), st.floats(0, 1)),
+    st.tuples(st.just("flip"), st.floats(0, 1), st.integers(1, 255)),
+)
+BYTES = settings(
+    max_examples=200,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _mutated(data: bytes, steps: list[tuple[object, ...]]) -> bytes:
+    mutable = bytearray(data)
+    for step in steps:
+        blocks = len(mutable) // bundle.BLOCK
+        if step[0] == "header" and blocks:
+            offset = cast(int, step[1]) % blocks * bundle.BLOCK
+            start, width = FIELDS[str(step[2])]
+            field = cast(bytes, step[3])[:width].ljust(width, b"\0")
+            mutable[offset + start : offset + start + width] = field
+            # A header whose checksum is wrong ends the tar; one that adds up is read.
+            block = bytearray(mutable[offset : offset + bundle.BLOCK])
+            mutable[offset : offset + bundle.BLOCK] = hostile_tar._checksummed(block)
+        elif step[0] == "cut":
+            del mutable[int(cast(float, step[1]) * len(mutable)) :]
+        elif step[0] == "flip" and mutable:
+            at = min(int(cast(float, step[1]) * len(mutable)), len(mutable) - 1)
+            mutable[at] ^= cast(int, step[2])
+    return bytes(mutable)
+
+
+def _read_everything(reader: bundle.Reader, length: int) -> None:
+    """Read every listed member; what is accepted must lie within the bytes given."""
+    names = [bundle.INDEX_NAME]
+    for e in reader.entries:
+        names.append(bundle.manifest_name(e.id))
+        names.extend(bundle.blob_name(e.id, i) for i in range(e.files))
+    sizes = {}
+    for name in names:
+        try:
+            sizes[name] = reader.size(name)
+        except bundle.BundleError:
+            continue  # listed but missing: the format's own error, when asked
+        with reader.open(name) as handle:
+            assert len(handle.read()) == sizes[name]
+    assert sum(sizes.values()) <= length
+    for e in reader.entries:
+        try:
+            reader.read_manifest(e)
+            reader.check_structure()
+        except envelope.EnvelopeError:
+            pass
+
+
+def _only_the_formats_errors(data: bytes, on_disk: bool) -> None:
+    try:
+        if on_disk:
+            with TemporaryDirectory() as folder:
+                path = Path(folder) / "b.tar"
+                path.write_bytes(data)
+                with bundle.Reader(path) as reader:
+                    _read_everything(reader, len(data))
+        else:
+            with bundle.read_bytes(data) as reader:
+                _read_everything(reader, len(data))
+        event("read")
+    except envelope.EnvelopeError:
+        # The format's own error (BundleError is one): anything else fails the test.
+        event("refused")
+
+
+@BYTES
+@given(tar=tars, steps=st.lists(mutation, max_size=3), on_disk=st.booleans())
+def test_a_mutated_bundle_is_refused_or_read_within_its_bytes(
+    tar: bytes, steps: list[tuple[object, ...]], on_disk: bool
+) -> None:
+    _only_the_formats_errors(_mutated(tar, steps), on_disk)
+
+
+@BYTES
+@given(
+    data=st.one_of(
+        st.binary(max_size=4 * bundle.BLOCK),
+        st.binary(max_size=3 * bundle.BLOCK).map(lambda tail: written([entry()])[:512] + tail),
+    ),
+    on_disk=st.booleans(),
+)
+def test_any_bytes_are_refused_or_read_within_their_bytes(data: bytes, on_disk: bool) -> None:
+    _only_the_formats_errors(data, on_disk)
