@@ -3,7 +3,10 @@
 `portal-bundle.json` lists the submissions; each submission ID has `ID/manifest.sealed` and
 `ID/files/0.blob`, `ID/files/1.blob`, ... . Bundles are written as a stream of tar blocks so
 that a bundle of any size is never held in memory, and read member by member with every name
-checked against that layout: a name from a bundle is never used as a path.
+checked against that layout: a name from a bundle is never used as a path. A reader takes plain
+files only (folders are passed over; pax records that set no size are allowed), and their sizes
+must fit in the bytes of the tar (see `tarmembers`); the JSON of the index may nest at most
+`envelope.MAX_JSON_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from portal import crypto, envelope
+from portal import crypto, envelope, tarmembers
 
 FORMAT = "portal-bundle"
 VERSION = 1
@@ -31,25 +34,6 @@ MEMBER_PATTERN = re.compile(
 )
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 COPY_BLOCK = 1024 * 1024
-# Tar holds much besides plain files. A bundle is plain files (and, from tools that add them,
-# folders); what a member's header says is then exactly what lies in the tar, byte for byte.
-# Sparse members and size records are refused: they let a few kilobytes stand for gigabytes.
-FILE_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE)
-PLAIN_TYPES = (*FILE_TYPES, tarfile.DIRTYPE)
-PAX_TYPES = (tarfile.XHDTYPE, tarfile.XGLTYPE)
-MAX_PAX_BYTES = 64 * 1024
-REFUSED_PAX_KEYS = ("size", "GNU.sparse")
-NOT_PLAIN = {
-    tarfile.LNKTYPE: "a hard link",
-    tarfile.SYMTYPE: "a symbolic link",
-    tarfile.CHRTYPE: "a device",
-    tarfile.BLKTYPE: "a device",
-    tarfile.FIFOTYPE: "a pipe",
-    tarfile.CONTTYPE: "a contiguous file",
-    tarfile.GNUTYPE_SPARSE: "a sparse file",
-    tarfile.GNUTYPE_LONGNAME: "a GNU long name",
-    tarfile.GNUTYPE_LONGLINK: "a GNU long link",
-}
 
 
 class BundleError(envelope.EnvelopeError):
@@ -238,51 +222,6 @@ def write(out: BinaryIO, entries: list[Entry], members: Iterable[Member]) -> Non
 # Reading
 
 
-class _PlainMember(tarfile.TarInfo):
-    """A tar header that stops the reading at anything that is not a plain file of a bundle.
-
-    `tarfile` reads a member's extensions (sparse maps, long names, pax records) as it meets
-    them, and would hold a hostile one in memory before any check: so each header is judged
-    here, through the hook that `tarfile` offers its subclasses, before its data is read.
-    """
-
-    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
-        if self.size < 0:
-            # A negative size (possible in tar's base-256 numbers) sends `tarfile` back to
-            # the same header, for ever.
-            raise BundleError(f"The bundle holds {self.name!r} with a negative size.")
-        if self.type in PAX_TYPES:
-            _check_pax(cast(IO[bytes], archive.fileobj), self.size)
-        elif self.type not in PLAIN_TYPES:
-            kind = NOT_PLAIN.get(self.type, f"of tar type {self.type!r}")
-            raise BundleError(f"The bundle holds {self.name!r}, which is not a plain file: {kind}.")
-        member: tarfile.TarInfo = super()._proc_member(archive)  # type: ignore[misc]
-        return member
-
-
-def _check_pax(source: IO[bytes], size: int) -> None:
-    """Refuse a pax header that is large, malformed, or changes a member's size or layout."""
-    if size > MAX_PAX_BYTES:
-        raise BundleError("The bundle holds a pax header larger than any tar tool writes.")
-    start = source.tell()
-    data = source.read(size).rstrip(b"\0")
-    source.seek(start)
-    position = 0
-    while position < len(data):
-        space = data.find(b" ", position, position + 12)
-        end = position + int(data[position:space]) if data[position:space].isdigit() else -1
-        record = data[space + 1 : end]
-        if space < 0 or end <= space or end > len(data) or not record.endswith(b"\n"):
-            raise BundleError("The bundle holds a malformed pax header.")
-        key = record.split(b"=", 1)[0].decode("utf-8", "replace")
-        if key.startswith(REFUSED_PAX_KEYS):
-            raise BundleError(
-                f"The bundle holds a pax header with {key!r}, which would make a member "
-                "larger than the bytes it holds: refused."
-            )
-        position = end
-
-
 class Reader:
     """Reads a bundle from a seekable file, checking its layout before anything is opened."""
 
@@ -291,11 +230,13 @@ class Reader:
         try:
             # The reader outlives this call and closes the tar itself (close, __exit__).
             if isinstance(source, Path):
-                self._tar = tarfile.open(source, mode="r:", tarinfo=_PlainMember)  # noqa: SIM115
+                self._tar = tarfile.open(source, mode="r:", tarinfo=tarmembers.PlainMember)  # noqa: SIM115
             else:
                 self._tar = tarfile.open(  # noqa: SIM115
-                    fileobj=source, mode="r:", tarinfo=_PlainMember
+                    fileobj=source, mode="r:", tarinfo=tarmembers.PlainMember
                 )
+        except tarmembers.Refused as exc:
+            raise BundleError(str(exc)) from exc
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
         # A bundle on disk is read with pread at each member's offset, skipping tarfile's
@@ -313,6 +254,8 @@ class Reader:
     def _check(self) -> None:
         try:
             infos = self._tar.getmembers()
+        except tarmembers.Refused as exc:
+            raise BundleError(str(exc)) from exc
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
         self._members: dict[str, tarfile.TarInfo] = {}
@@ -321,7 +264,7 @@ class Reader:
         for info in infos:
             if info.isdir() and ID_PATTERN.match(info.name.rstrip("/").split("/")[0]):
                 continue
-            if info.type not in FILE_TYPES or info.issparse():
+            if info.type not in tarmembers.FILE_TYPES or info.issparse():
                 raise BundleError(f"The bundle holds {info.name!r}, which is not a plain file.")
             # What the members say they hold must be in the file: a header cannot make a
             # small upload stand for a large one.
