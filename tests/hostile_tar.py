@@ -17,7 +17,8 @@ def _octal(value: int, width: int) -> bytes:
     return b"%0*o\0" % (width - 1, value)
 
 
-def _checksummed(header: bytearray) -> bytes:
+def checksummed(header: bytearray) -> bytes:
+    """A header block with its checksum made right again after a change."""
     header[148:156] = b" " * 8
     header[148:155] = b"%06o\0" % sum(header)
     return bytes(header)
@@ -53,7 +54,7 @@ def gnu_sparse(name: str, data: bytes, real_size: int) -> bytes:
     block[398:410] = _octal(len(data), 12)  # ... of len(data) bytes
     block[482] = 0  # no extension blocks with more regions
     block[483:495] = _octal(real_size, 12)
-    return _checksummed(block) + _padded(data)
+    return checksummed(block) + _padded(data)
 
 
 def pax_record(key: str, value: str) -> bytes:

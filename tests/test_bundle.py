@@ -266,7 +266,7 @@ BLOB_NAME = "sub1/files/0.blob"
 def _negative_size() -> bytes:
     block = bytearray(hostile_tar.header(BLOB_NAME, 0))
     block[124:136] = b"\xff" + ((-512) & ((1 << 88) - 1)).to_bytes(11, "big")  # base-256
-    return hostile_tar._checksummed(block)
+    return hostile_tar.checksummed(block)
 
 
 HOSTILE: list[tuple[str, bytes, str]] = [
@@ -405,7 +405,7 @@ def _mutated(data: bytes, steps: list[tuple[object, ...]]) -> bytes:
             mutable[offset + start : offset + start + width] = field
             # A header whose checksum is wrong ends the tar; one that adds up is read.
             block = bytearray(mutable[offset : offset + bundle.BLOCK])
-            mutable[offset : offset + bundle.BLOCK] = hostile_tar._checksummed(block)
+            mutable[offset : offset + bundle.BLOCK] = hostile_tar.checksummed(block)
         elif step[0] == "cut":
             del mutable[int(cast(float, step[1]) * len(mutable)) :]
         elif step[0] == "flip" and mutable:
