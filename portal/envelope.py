@@ -24,8 +24,8 @@ PADDING = 4096
 # honest report, and the cap keeps a hostile upload from costing memory.
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_FILES = 100
-# No document of the formats nests more than four levels (index, manifest, relay case list):
-# anything far deeper is hostile, and Python's JSON parser recurses once per level.
+# Neither a bundle's index nor a manifest nests more than three levels: anything far deeper is
+# hostile, and Python's JSON parser recurses once per level.
 MAX_JSON_DEPTH = 32
 # A JSON string, or what is left of one that never closes; brackets inside strings do not nest.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
@@ -95,7 +95,7 @@ def json_bytes(document: dict[str, Any]) -> bytes:
 
 
 def load_json(data: bytes) -> Any:
-    """Parse UTF-8 JSON from a bundle, a manifest or a relay's file; ValueError when it is not.
+    """Parse the UTF-8 JSON of a bundle's index or a manifest; ValueError when it is not.
 
     The nesting is measured first, without recursion, so that a file of brackets gets the
     format's own error where the parser would end in RecursionError.
