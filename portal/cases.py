@@ -195,6 +195,10 @@ def open_bundle(
         reader = bundle.Reader(path)
     except (envelope.EnvelopeError, OSError) as exc:
         return [Outcome(name, "-", "-", "bundle", FAILED, _one_line(str(exc)))]
+    except Exception as exc:
+        # One bundle must never stop the others: whatever went wrong is reported for it.
+        message = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
+        return [Outcome(name, "-", "-", "bundle", FAILED, message)]
     with reader:
         outcomes = [
             _open_entry(reader, entry, secret_key, out.resolve(), force, name, progress)

@@ -156,6 +156,10 @@ def _store(
     """
     # Only the envelope's own pieces are stored: a stray file part of the form is not.
     staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
+    # The quota counts the bytes on disk, not what the request or a header declared: a relay's
+    # case file, say, is unpacked into pieces before they are stored. This staging folder is
+    # among the staging that check_quota counts, so nothing is added for it.
+    check_quota(services, session, 0)
     submission_id = storage.new_id()
     day = today()
     size = services.store.commit(staging, submission_id, day)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
+import hostile_tar
 import hypothesis.strategies as st
 import pytest
 from click.testing import CliRunner, Result
@@ -420,6 +421,14 @@ def bad_bundle(kind: str, path: Path, team: Team) -> tuple[Path, str]:
                     swapped[bundle.blob_name("bad", 1 - i)] = handle.read()
         original.unlink()
         message = "attachment 1 ('one.txt') is damaged"
+    elif kind == "manifest nested too deep":
+
+        def tamper(name: str, data: bytes) -> bytes:
+            deep = envelope.pad(b"[" * 200_000)
+            return crypto.seal(deep, team.public) if name == manifest else data
+
+        message = "its manifest opened but breaks the format: The manifest cannot be read as "
+        message += "UTF-8 JSON: it nests deeper than 32 levels."
     else:
         raise AssertionError(kind)
     return make_bundle(path, [bad, good], team.public, tamper, changes), message
@@ -428,7 +437,7 @@ def bad_bundle(kind: str, path: Path, team: Team) -> tuple[Path, str]:
 BAD_KINDS = [
     "flipped blob", "flipped tag", "truncated blob", "swapped chunks", "flipped manifest",
     "kind changed in the index", "file count changed in the index", "manifest not padded",
-    "blob of another file",
+    "blob of another file", "manifest nested too deep",
 ]  # fmt: skip
 
 
@@ -469,6 +478,68 @@ def test_damaged_bundles_never_stop_the_others(tmp_path: Path, team: Team) -> No
     assert (tmp_path / "out" / "c1" / "attachments" / "a").read_bytes() == bytes(CHUNK * 2)
     assert not list((tmp_path / "out").rglob("*.partial"))
     assert not list((tmp_path / "out").rglob(".opening-*"))
+
+
+def _rewritten(good: Path, change: Callable[[str, bytes], bytes], path: Path) -> Path:
+    members = hostile_tar.members_of(good.read_bytes())
+    path.write_bytes(hostile_tar.tar_of(*(change(name, data) for name, data in members.items())))
+    return path
+
+
+def _sparse_blob(name: str, data: bytes) -> bytes:
+    if name.endswith(".blob"):
+        return hostile_tar.gnu_sparse(name, data[:512], 19_000 * crypto.SEALED_CHUNK_SIZE)
+    return hostile_tar.regular(name, data)
+
+
+def _deep_index(name: str, data: bytes) -> bytes:
+    return hostile_tar.regular(name, b"[" * 200_000 if name == bundle.INDEX_NAME else data)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_sparse_blob, "'s1/files/0.blob', which is not a plain file: a sparse file."),
+        (_deep_index, "index cannot be read as UTF-8 JSON: it nests deeper than 32 levels."),
+    ],
+    ids=["sparse-member", "deep-index"],
+)
+def test_a_hostile_bundle_fails_alone_and_the_next_one_opens(
+    tmp_path: Path, team: Team, change: Callable[[str, bytes], bytes], message: str
+) -> None:
+    good = make_bundle(
+        tmp_path / "good.tar", [Sub("s1", "c1", files=[("a", b"fine")])], team.public
+    )
+    hostile = _rewritten(good, change, tmp_path / "hostile.tar")
+    result = decrypt(team, tmp_path / "out", hostile, good)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    (failure,) = [line for line in result.stderr.splitlines() if line.startswith("failed")]
+    assert failure.startswith("failed   hostile.tar: ")
+    assert failure.endswith(message)
+    assert (tmp_path / "out" / "c1" / "attachments" / "a").read_bytes() == b"fine"
+
+
+def test_an_unforeseen_error_in_one_bundle_never_stops_the_next(
+    tmp_path: Path, team: Team, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = make_bundle(
+        tmp_path / "good.tar", [Sub("s1", "c1", files=[("a", b"fine")])], team.public
+    )
+    (tmp_path / "odd.tar").write_bytes(good.read_bytes())
+    real = bundle.Reader
+
+    def reader(source: Path) -> bundle.Reader:
+        if source.name == "odd.tar":
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(source)
+
+    monkeypatch.setattr(bundle, "Reader", reader)
+    result = decrypt(team, tmp_path / "out", tmp_path / "odd.tar", good)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "failed   odd.tar: case -, bundle -: unexpected RecursionError: maximum" in result.stderr
+    assert (tmp_path / "out" / "c1" / "attachments" / "a").read_bytes() == b"fine"
 
 
 def test_hostile_attachment_names_are_made_safe(tmp_path: Path, team: Team) -> None:

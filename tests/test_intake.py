@@ -3,6 +3,7 @@ receipts that find their case, replies opened with the receipt, and the storage 
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import replace
@@ -314,6 +315,35 @@ def test_the_quota_counts_what_waits_in_staging(
     intake.check_quota(limited, session, 4_000)
     with pytest.raises(intake.QuotaExceeded):
         intake.check_quota(limited, session, 4_001)
+
+
+@pytest.mark.parametrize("room", [-1, 0])
+def test_the_quota_counts_the_bytes_staged_not_what_was_declared(
+    session: Session, services: Services, room: int
+) -> None:
+    # Nothing checked the request's length here: the bytes on disk alone decide.
+    manifest = bytes(4096 + crypto.SEAL_OVERHEAD)
+    blob = bytes(3 * crypto.SEALED_CHUNK_SIZE)
+    quota = len(manifest) + len(blob) + room
+    limited = replace(services, config=replace(services.config, storage_quota_bytes=quota))
+    staging = services.store.stage()
+    parts = [raw_part(staging, "manifest", manifest, 0), raw_part(staging, "blob", blob, 1)]
+    full = room < 0
+    binding = tickets.session_binding("a browser session")
+    ticket, _reply_key = intake.prepare_report(services, binding)
+    with pytest.raises(intake.QuotaExceeded) if full else contextlib.nullcontext():
+        intake.accept_sealed(
+            limited,
+            session,
+            staging,
+            kind="report",
+            declared_files="1",
+            parts=parts,
+            ticket=ticket,
+            binding=binding,
+        )
+    assert services.storage_used(session) == (0 if full else quota)
+    assert len(services.store.stored_ids()) == (0 if full else 1)
 
 
 def test_a_sealing_stream_and_the_manifest_agree_on_sizes(services: Services) -> None:

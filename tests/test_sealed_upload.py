@@ -1,10 +1,12 @@
 """Uploads sealed in the browser (`/<lang>/submit/sealed`, `/<lang>/follow-up/sealed`): only
 their structure (and a report's ticket, from `/<lang>/submit/prepare`) is checked, anything
 malformed is refused with a clear message and nothing stored, and what the browser's own code
-seals opens offline byte for byte, with the reply key its receipt derives."""
+seals opens offline byte for byte, with the reply key its receipt derives. Relays' sealed case
+files whose tar headers claim more than they hold are refused the same way."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import shutil
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import hostile_tar
 import pytest
 from click.testing import CliRunner
 from conftest import MINIMAL_REPORT, TeamKeys, csrf_token, prepare, receipt_of
@@ -22,11 +25,19 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from test_export import export_and_decrypt
-from test_public import site
-from test_uploads import FilePart, Part, assert_nothing_stored, error_message, post_parts, stored
+from test_public import _seal_case, site
+from test_uploads import (
+    FilePart,
+    Part,
+    assert_nothing_stored,
+    error_message,
+    post_parts,
+    report_parts,
+    stored,
+)
 from werkzeug.test import TestResponse
 
-from portal import crypto, envelope, receipts, tickets
+from portal import bundle, crypto, envelope, receipts, tickets
 from portal.models import Case, Submission
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,6 +278,73 @@ def test_the_honeypot_on_a_sealed_upload_stores_nothing(
     assert response.status_code == 200
     assert "receipt-number" not in response.get_data(as_text=True)
     assert_nothing_stored(app)
+
+
+# ---------------------------------------------------------------------------------------------
+# Relays' case files that claim more than they hold
+
+
+def _case_file_with(tmp_path: Path, team_keys: TeamKeys, change: Callable[..., bytes]) -> bytes:
+    """A case file made by `portal seal`, each member rewritten by `change(name, data)`."""
+    attachment = tmp_path / "evidence.bin"
+    attachment.write_bytes(b"e" * 1000)
+    members = hostile_tar.members_of(_seal_case(tmp_path, team_keys, attachment))
+    return hostile_tar.tar_of(*(change(name, data) for name, data in members.items()))
+
+
+def stored_bytes(app: Flask) -> int:
+    """The bytes in the blob store on disk: what the quota must count."""
+    root = app.extensions["portal"].store.root
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+def _sparse_blob(real_size: int) -> Callable[[str, bytes], bytes]:
+    def change(name: str, data: bytes) -> bytes:
+        if name.endswith(".blob"):
+            return hostile_tar.gnu_sparse(name, data[:512], real_size)
+        return hostile_tar.regular(name, data)
+
+    return change
+
+
+def _deep_index(name: str, data: bytes) -> bytes:
+    return hostile_tar.regular(name, b"[" * 200_000 if name == bundle.INDEX_NAME else data)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (_sparse_blob(3_000 * SEALED_CHUNK), "which is not a plain file: a sparse file"),
+        (_deep_index, "nests deeper than 32 levels"),
+    ],
+    ids=["sparse-member", "deep-index"],
+)
+def test_a_case_file_that_claims_more_than_it_holds_is_refused_and_the_quota_holds(
+    initialised: dict[str, str],
+    team_keys: TeamKeys,
+    tmp_path: Path,
+    change: Callable[[str, bytes], bytes],
+    reason: str,
+) -> None:
+    hostile = _case_file_with(tmp_path, team_keys, change)
+    assert len(hostile) < 1024 * 1024
+    # Room for 10 MiB more than what is stored; the sparse member would unpack to 197 MB.
+    with site(initialised) as (app, client):
+        post_parts(client, "/en/submit", [*report_parts(csrf_token(client))])
+        used = stored_bytes(app)
+    quota = used + 10 * 1024 * 1024
+    with site(initialised, PORTAL_STORAGE_QUOTA_BYTES=str(quota)) as (app, client):
+        parts = [("csrf_token", csrf_token(client)), FilePart("case_file", "c.sealed", hostile)]
+        response = post_parts(client, "/en/submit", parts)
+        text = response.get_data(as_text=True)
+        assert response.status_code == 400, text
+        assert error_message(text).startswith("The sealed case file was refused:")
+        assert reason in html.unescape(error_message(text))
+        assert stored_bytes(app) == used
+        assert stored(app).staging == []
+        # The store is not full: an ordinary report still gets in.
+        response = post_parts(client, "/en/submit", [*report_parts(csrf_token(client))])
+        assert response.status_code == 200, error_message(response.get_data(as_text=True))
 
 
 # ---------------------------------------------------------------------------------------------

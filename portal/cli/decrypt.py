@@ -21,7 +21,8 @@ def _blob_bytes(path: Path) -> int:
                 for entry in reader.entries
                 for i in range(entry.files)
             )
-    except (bundle.BundleError, OSError, ValueError):
+    except Exception:
+        # Only the progress bar needs it: opening the bundle reports what is wrong with it.
         return 0
 
 
