@@ -172,7 +172,10 @@ export async function sealCase({
   ]);
   let length = BLOCK + index.length + blockPadding(index.length).length;
   length += BLOCK + sealed.length + blockPadding(sealed.length).length;
-  for (const file of files) length += BLOCK + blobLength(file.size);
+  for (const file of files) {
+    const size = blobLength(file.size);
+    length += BLOCK + size + blockPadding(size).length;
+  }
   length += 2 * BLOCK;
   const manifest = sealed;
   const cryptoKeys = keys;

@@ -285,13 +285,15 @@ async function sealForm(form, teamKey, status) {
     });
     const name = handle ? handle.name : `CASE-${sealed.case}.sealed`;
     const url = await store(sealed, name, handle ? /** @type {any} */ (handle) : null);
-    offer(byId('sealer-saved'), name, url, t('(%(count)s attachment(s), %(size)s)',
+    offer(byId('sealer-saved'), name, url, t('(attachments: %(count)s, %(size)s)',
       { count: files.length, size: megabytes(total) }));
     status.say(url ? t('Sealed. Save the file with the button below, then upload it on the portal.')
       : t('Sealed and saved. Upload the file on the portal.'));
     byId('sealer-done').hidden = false;
     byId('sealer-done').focus();
   } catch (error) {
+    // The console is local to this browser; the detail helps whoever supports the relay.
+    console.error(error);
     status.say(explain(error, files.length === 1 ? files[0].name : ''), true);
   } finally {
     status.hideProgress();
@@ -364,10 +366,11 @@ async function sealCsv(teamKey, status) {
       });
       const name = `CASE-${sealed.case}.sealed`;
       const url = await store(sealed, name, null);
-      ready.push([name, url, t('(row %(row)s, %(count)s attachment(s))',
+      ready.push([name, url, t('(row %(row)s, attachments: %(count)s)',
         { row: item.row, count: files.length })]);
     }
   } catch (error) {
+    console.error(error);
     ready.forEach(([, url]) => URL.revokeObjectURL(url));
     status.say(explain(error), true);
     return;
@@ -378,7 +381,7 @@ async function sealCsv(teamKey, status) {
   // Offered only once every case of the file is sealed: a half-sealed CSV offers nothing.
   const list = byId('csv-saved');
   for (const [name, url, label] of ready) offer(list, name, url, label);
-  status.say(t('Sealed %(count)s case(s). Save each file with its button, then upload them on the portal.',
+  status.say(t('Cases sealed: %(count)s. Save each file with its button, then upload them on the portal.',
     { count: ready.length }));
 }
 
