@@ -153,7 +153,7 @@ async function pickTarget(name) {
   try {
     return await picker.call(window, {
       suggestedName: name,
-      types: [{ description: 'Sealed case', accept: { 'application/octet-stream': ['.sealed'] } }],
+      types: [{ description: t('Sealed case file'), accept: { 'application/octet-stream': ['.sealed'] } }],
     });
   } catch (error) {
     if (error && error.name === 'AbortError') return 'cancelled';

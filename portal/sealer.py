@@ -20,7 +20,6 @@ import base64
 import gettext
 import hashlib
 import json
-from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 
@@ -128,9 +127,7 @@ def field_markup(field: schema.Field) -> str:
             f'<div class="options">\n{options}</div>\n</fieldset>\n'
         )
     label = f'<label for="{field.name}">{_t(field.label)} {_marker(field)}</label>\n'
-    common = (
-        f'name="{field.name}" id="{field.name}" maxlength="{field.limit}"{required}{described}'
-    )
+    common = f'name="{field.name}" id="{field.name}" maxlength="{field.limit}"{required}{described}'
     if field.kind == schema.TEXTAREA:
         rows = 10 if field.name == "description" else 4
         control = f'<textarea {common} rows="{rows}"></textarea>'
@@ -248,8 +245,8 @@ def build(public_key: bytes, *, script_path: Path = SCRIPT) -> bytes:
             f'<section class="keybox">\n{_t(s.KEY_HEADING, "h2")}\n',
             f'<p>{_t(s.FINGERPRINT, "strong")}</p>\n<p class="fingerprint-box"><code ',
             f'class="fingerprint" dir="ltr" translate="no" id="sealer-fingerprint">{fingerprint}',
-            f'</code></p>\n{_t(s.COMPARE, "p")}\n',
-            f'<pre class="keyfile" dir="ltr" translate="no" id="sealer-key" data-team-key="',
+            f"</code></p>\n{_t(s.COMPARE, 'p')}\n",
+            '<pre class="keyfile" dir="ltr" translate="no" id="sealer-key" data-team-key="',
             f'{key_b64}">{key_b64}</pre>\n</section>\n',
             '<p id="sealer-refused" class="notice" role="alert" data-t="" hidden></p>\n',
             '<div id="sealer-app" hidden>\n',

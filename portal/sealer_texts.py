@@ -61,6 +61,7 @@ SCRIPT = (
     ),
     N_("Sealing failed, and nothing was saved. What you typed is still in the form."),
     N_("Save %(name)s"),
+    N_("Sealed case file"),
     N_("Saved: %(name)s"),
     N_("At most %(count)s files can be attached to one case. Nothing was saved."),
     N_("Sealing the case on this computer…"),

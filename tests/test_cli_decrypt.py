@@ -682,9 +682,9 @@ def test_the_offline_commands_never_import_the_web_stack() -> None:
     code = (
         "import sys\n"
         "import portal.cli.keys, portal.cli.relay, portal.cli.decrypt, portal.cli.reply\n"
-        "import portal.cases, portal.relay\n"
+        "import portal.cli.sealer, portal.cases, portal.relay, portal.sealer\n"
         "from portal.cli import main\n"
-        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply'):\n"
+        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply', 'sealer'):\n"
         "    main.get_command(None, name)\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {web!r} or m in {server!r}]\n"
         "print(','.join(sorted(bad)))\n"

@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILT = ("portal/static/portal.js", "portal/static/sealer.js")
+# The `portal` command of the copy, run by this Python with the copy first on its path.
+PORTAL = "import sys; from portal.cli import main; sys.argv[0] = 'portal'; main()"
 
 
 def sha256(data: bytes) -> str:
@@ -62,7 +64,7 @@ def rebuild(folder: Path, key: Path | None) -> dict[str, bytes]:
         out = folder / "sealer.html"
         env = {**os.environ, "PYTHONPATH": str(folder)}
         subprocess.run(
-            [str(python), "-m", "portal.cli", "sealer", "--to", str(key), "--out", str(out)],
+            [str(python), "-c", PORTAL, "sealer", "--to", str(key), "--out", str(out)],
             env=env,
             **quiet,
         )

@@ -1,4 +1,4 @@
-"""`portal sealer`: make the offline sealer, one HTML file that seals cases with nothing to install."""
+"""`portal sealer`: make the offline sealer, one HTML file that seals cases with no install."""
 
 from __future__ import annotations
 
