@@ -189,17 +189,21 @@ export function openSealedBox(ciphertext, recipientSecretKey) {
 
 /**
  * The envelope v1 manifest of a submission sealed in a browser, keys in the order of the design.
- * The offline sealer page says `relay-tool`, as `portal seal` does, since it writes the same file.
+ * A report carries the case's reply public key, sealed with it so that no one on the way to
+ * the team can swap it for their own. The offline sealer page says `relay-tool`, as
+ * `portal seal` does, since it writes the same file.
  * @param {{kind: string, locale: string, fields: Fields, files: FileEntry[],
- *   sealedBy?: 'browser' | 'relay-tool'}} parts
+ *   replyPublicKey?: Uint8Array, sealedBy?: 'browser' | 'relay-tool'}} parts
  * @returns {object}
  */
-export function buildManifest({ kind, locale, fields, files, sealedBy = 'browser' }) {
+export function buildManifest({
+  kind, locale, fields, files, replyPublicKey, sealedBy = 'browser',
+}) {
   if (kind !== 'report' && kind !== 'follow-up') throw new Error(`Unknown kind: ${kind}`);
   if (sealedBy !== 'browser' && sealedBy !== 'relay-tool') {
     throw new Error(`Unknown sealer: ${sealedBy}`);
   }
-  return {
+  const manifest = {
     format: 'portal-envelope',
     version: 1,
     kind,
@@ -213,6 +217,11 @@ export function buildManifest({ kind, locale, fields, files, sealedBy = 'browser
       key: toBase64(file.key),
     })),
   };
+  if (replyPublicKey !== undefined) {
+    checkKey(replyPublicKey);
+    return { ...manifest, reply_public_key: toBase64(replyPublicKey) };
+  }
+  return manifest;
 }
 
 /**

@@ -195,6 +195,7 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
         "casea/report.txt",
         "cases.csv",
         "index.html",
+        "register.sqlite",
     ]
     case = out / "casea"
     for path in [out, case, *case.rglob("*")]:
@@ -362,7 +363,7 @@ def test_a_bundle_sealed_to_another_key(tmp_path: Path, team: Team) -> None:
     assert f"does not open with the key {team.fingerprint}" in result.stderr
     assert "none of its 2 submission(s) opens" in result.stderr
     assert "does not record the key it was sealed to" in result.stderr
-    assert all_files(tmp_path / "out") == ["cases.csv", "index.html"]
+    assert all_files(tmp_path / "out") == ["cases.csv", "index.html", "register.sqlite"]
 
 
 def bad_bundle(kind: str, path: Path, team: Team) -> tuple[Path, str]:
@@ -446,7 +447,7 @@ def test_a_bad_case_fails_alone_and_leaves_nothing(tmp_path: Path, team: Team, k
     assert "1 submission(s) opened, 0 skipped, 0 refused, 1 failed." in result.stderr
     assert all_files(out) == [
         "cases.csv", "good", "good/attachments", "good/attachments/fine.txt", "good/report.json",
-        "good/report.txt", "index.html",
+        "good/report.txt", "index.html", "register.sqlite",
     ]  # fmt: skip
 
 
@@ -600,16 +601,29 @@ def test_records_come_only_from_the_folders_decrypt_names(
     out = tmp_path / "out"
     result = decrypt(team, out, make_bundle(tmp_path / "b.tar", subs, team.public))
     assert result.exit_code == 0, result.output
-    if where == "stray folder":  # a folder named like decrypt's, whose record is not its own
-        (out / "case1" / "2031-01-01-reply-y").mkdir()
-        (out / "case1" / "2031-01-01-reply-y" / "report.json").write_text(fake)
-        assert "does not match its folders' names" in cases.write_indexes(out)[0]
-    elif where == "copied case folder":  # records that name another case than their folder
-        shutil.copytree(out / "case1", out / "case9")
-        problems = cases.write_indexes(out)
-        assert len(problems) == 2
-        assert all(p.startswith(str(out / "case9")) and p.endswith("left out") for p in problems)
-    [row] = csv.DictReader(io.StringIO((out / "cases.csv").read_text()))
+    if where in ("stray folder", "copied case folder"):
+        if where == "stray folder":  # a folder named like decrypt's, whose record is not its own
+            (out / "case1" / "2031-01-01-reply-y").mkdir()
+            (out / "case1" / "2031-01-01-reply-y" / "report.json").write_text(fake)
+        else:  # records that name another case than their folder
+            shutil.copytree(out / "case1", out / "case9")
+        # The next decrypt catches the register up with folders it lacks, and leaves these out.
+        other = make_bundle(tmp_path / "c.tar", [Sub("rep2", "case2")], team.public)
+        result = decrypt(team, out, other)
+        assert result.exit_code == 1
+        left_out = [line for line in result.stderr.splitlines() if "left out" in line]
+        if where == "stray folder":
+            assert len(left_out) == 1
+            assert "does not match its folder's name" in left_out[0]
+        else:
+            assert len(left_out) == 2
+            assert all(str(out / "case9") in line for line in left_out)
+        assert "case9" not in (out / "index.html").read_text()
+    row = next(
+        r
+        for r in csv.DictReader(io.StringIO((out / "cases.csv").read_text()))
+        if r["case"] == "case1"
+    )
     assert (row["follow_ups"], row["replies"], row["last_day"]) == ("1", "0", "2026-11-21")
     assert "2031-01-01" not in (out / "index.html").read_text()
 
@@ -682,10 +696,12 @@ def test_the_offline_commands_never_import_the_web_stack() -> None:
     code = (
         "import sys\n"
         "import portal.cli.keys, portal.cli.relay, portal.cli.decrypt, portal.cli.reply\n"
-        "import portal.cli.sealer, portal.cases, portal.relay, portal.sealer\n"
+        "import portal.cli.cases, portal.cases, portal.relay, portal.register\n"
+        "import portal.register_edit, portal.register_query, portal.register_view\n"
+        "import portal.register_report, portal.cli.sealer, portal.sealer\n"
         "from portal.cli import main\n"
-        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply', 'sealer'):\n"
-        "    main.get_command(None, name)\n"
+        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply', 'cases', 'sealer'):\n"
+        "    assert main.get_command(None, name) is not None, name\n"
         f"bad = [m for m in sys.modules if m.split('.')[0] in {web!r} or m in {server!r}]\n"
         "print(','.join(sorted(bad)))\n"
     )

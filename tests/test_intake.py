@@ -13,7 +13,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import crypto, envelope, intake, receipts, storage, uploads
+from portal import crypto, envelope, intake, receipts, storage, tickets, uploads
 from portal.models import Case, Submission
 from portal.services import Services
 
@@ -171,10 +171,23 @@ def test_a_browser_sealed_envelope_is_stored_as_it_came(
     manifest = bytes(range(256)) * 16 + b"\0" * crypto.SEAL_OVERHEAD
     blob = b"\7" * crypto.SEALED_CHUNK_SIZE
     parts = [raw_part(staging, "manifest", manifest, 0), raw_part(staging, "blob", blob, 1)]
+    binding = tickets.session_binding("a browser session")
+    ticket, reply_key = intake.prepare_report(services, binding)
     receipt, submission = intake.accept_sealed(
-        services, session, staging, kind="report", declared_files="1", parts=parts
+        services,
+        session,
+        staging,
+        kind="report",
+        declared_files="1",
+        parts=parts,
+        ticket=ticket,
+        binding=binding,
     )
     assert receipt is not None
+    # The case is the one the ticket stands for: its receipt finds it, with the key handed out.
+    case, derived = intake.find_case(services, session, receipt)
+    assert case.id == submission.case_id
+    assert case.reply_public_key == derived.reply_public_key == reply_key
     folder = services.store.path(submission.id)
     assert (folder / storage.MANIFEST).read_bytes() == manifest
     assert (folder / "0.blob").read_bytes() == blob
@@ -286,6 +299,21 @@ def test_the_quota_counts_what_is_stored_and_what_arrives(
     intake.check_quota(limited, session, 100)
     with pytest.raises(intake.QuotaExceeded):
         intake.check_quota(limited, session, 101)
+
+
+@pytest.mark.parametrize("where", ["incoming", "kept"])
+def test_the_quota_counts_what_waits_in_staging(
+    session: Session, services: Services, where: str
+) -> None:
+    limited = replace(services, config=replace(services.config, storage_quota_bytes=10_000))
+    intake.check_quota(limited, session, 10_000)
+    services.store.ensure()
+    folder = getattr(services.store, where) / "waiting"
+    folder.mkdir()
+    (folder / "part-0").write_bytes(b"\0" * 6_000)
+    intake.check_quota(limited, session, 4_000)
+    with pytest.raises(intake.QuotaExceeded):
+        intake.check_quota(limited, session, 4_001)
 
 
 def test_a_sealing_stream_and_the_manifest_agree_on_sizes(services: Services) -> None:

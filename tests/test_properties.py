@@ -10,7 +10,7 @@ from pathlib import Path
 import hypothesis.strategies as st
 import pytest
 from click.testing import CliRunner
-from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
+from conftest import MINIMAL_REPORT, TeamKeys, csrf_token, prepare
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, assume, given, settings
@@ -254,6 +254,7 @@ def test_a_browser_sealed_upload_is_stored_exactly_when_its_structure_is_whole(
     parts: list[Part] = [
         ("csrf_token", csrf_token(client)),
         ("website", ""),
+        ("ticket", prepare(client).ticket),
         ("file_count", count),
         FilePart("manifest", "manifest.sealed", bytes(manifest)),
         *(FilePart("blob", f"{i}.blob", bytes(size)) for i, size in enumerate(blobs)),

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "decrypt": "portal.cli.decrypt:decrypt",
     "reply": "portal.cli.reply:reply",
     "sealer": "portal.cli.sealer:sealer_command",
+    "cases": "portal.cli.cases:cases_command",
     "init": "portal.cli.server:init",
     "export": "portal.cli.server:export",
     "purge": "portal.cli.server:purge",
