@@ -169,9 +169,11 @@ def sealer_file() -> Response:
     made = _sealer_file(current().team_public_key)
     if made is None:
         abort(404)
+    # Never a page of this site: the file runs its own script, so it is only ever downloaded
+    # and opened from disk, even if something on the way dropped the Content-Disposition.
     return Response(
         made,
-        mimetype="text/html",
+        mimetype="application/octet-stream",
         headers={"Content-Disposition": "attachment; filename=sealer.html"},
     )
 

@@ -235,6 +235,7 @@ def test_the_key_page_offers_the_sealer_made_from_the_site_s_key(client: FlaskCl
     download = client.get("/fr/key/sealer.html")
     assert download.status_code == 200
     assert download.headers["Content-Disposition"] == "attachment; filename=sealer.html"
+    assert download.mimetype == "application/octet-stream"
     assert client.get("/ar/key/sealer.html").data == download.data
     shown = re.search(r'id="sealer-sha256">([0-9a-f]{64})<', page)
     assert shown
