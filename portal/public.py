@@ -7,6 +7,9 @@ endpoints instead, so the server never sees the report.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 from typing import Any
 
 from flask import (
@@ -26,12 +29,26 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal import crypto, envelope, headers, i18n, intake, kept, limits, schema, tickets, uploads
+from portal import (
+    crypto,
+    envelope,
+    headers,
+    i18n,
+    intake,
+    kept,
+    limits,
+    resources,
+    schema,
+    sealer,
+    tickets,
+    uploads,
+)
 from portal.limits import limiter
 from portal.schema import N_
 from portal.services import Services, current
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
+log = logging.getLogger("portal")
 
 
 def _(text: str, **variables: str) -> str:
@@ -138,8 +155,51 @@ def key() -> str:
     # The script shows beside it the fingerprint of the key it seals to.
     headers.allow_script()
     return render_template(
-        "public/key.html", fingerprint=services.team_fingerprint, key_text=services.team_key_text
+        "public/key.html",
+        fingerprint=services.team_fingerprint,
+        key_text=services.team_key_text,
+        sealer_sha256=_sealer_sha256(services.team_public_key),
+        script_sha256=_script_sha256(),
     )
+
+
+@bp.get("/key/sealer.html")
+def sealer_file() -> Response:
+    """The offline sealer made for the site's key: the same bytes whatever the page's language."""
+    made = _sealer_file(current().team_public_key)
+    if made is None:
+        abort(404)
+    # Never a page of this site: the file runs its own script, so it is only ever downloaded
+    # and opened from disk, even if something on the way dropped the Content-Disposition.
+    return Response(
+        made,
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": "attachment; filename=sealer.html"},
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _sealer_file(public_key: bytes) -> bytes | None:
+    """The sealer for a key, made once per process; None (and a log line) when it cannot be."""
+    try:
+        return sealer.build(public_key)
+    except sealer.SealerError as exc:
+        log.warning("The offline sealer is not offered: %s", exc)
+        return None
+
+
+def _sealer_sha256(public_key: bytes) -> str | None:
+    """The SHA-256 of the sealer the site offers, shown beside the download."""
+    made = _sealer_file(public_key)
+    return sealer.sha256(made) if made else None
+
+
+def _script_sha256() -> str | None:
+    """The SHA-256 of the sealing script as the site serves it, for comparison with a rebuild."""
+    try:
+        return hashlib.sha256(resources.SCRIPT.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 @bp.get("/key/team.pub")
@@ -175,6 +235,7 @@ def render_report(
         kept_files=kept_files or [],
         kept_token=kept.token(kept_files or []),
         csrf_token=generate_csrf(),
+        sealer_sha256=_sealer_sha256(services.team_public_key),
         **_sealing_page(services),
     ), status
 
