@@ -231,7 +231,7 @@ def run() -> None:
     if reason := unavailable():
         print(f"   sealing in Firefox skipped: {reason}")
         return
-    from portal import crypto
+    from portal.formats import crypto
     from tests.browser.harness import serve_wsgi
 
     _secret, team_public = crypto.generate_keypair()

@@ -24,7 +24,7 @@ from pathlib import Path
 import nacl.bindings as sodium
 import nacl.pwhash
 
-from portal import bundle, crypto, envelope
+from portal.formats import bundle, crypto, envelope
 
 GIB = 1024**3
 MIB = 1024**2

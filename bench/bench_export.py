@@ -32,10 +32,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import Served, deployment  # noqa: E402
 
-from portal import accounts, crypto, envelope, intake, storage  # noqa: E402
-from portal.config import load_config  # noqa: E402
-from portal.models import Case, Submission  # noqa: E402
-from portal.services import Services, load  # noqa: E402
+from portal.formats import crypto, envelope  # noqa: E402
+from portal.server import accounts, intake, storage  # noqa: E402
+from portal.server.config import load_config  # noqa: E402
+from portal.server.models import Case, Submission  # noqa: E402
+from portal.server.services import Services, load  # noqa: E402
 
 MB = 1000**2
 MIB = 1024**2
@@ -139,13 +140,13 @@ def _cmdline(pid: int) -> str:
 
 def staff_worker(serve_pid: int) -> int:
     """The gunicorn worker serving the staff site under `portal serve`: the one child of the
-    staff site's arbiter (`python -m portal.serving staff ...`)."""
+    staff site's arbiter (`python -m portal.serve.serving staff ...`)."""
     stack = [serve_pid]
     while stack:
         pid = stack.pop()
         children = _children(pid)
         command = _cmdline(pid)
-        if "portal.serving" in command and "staff" in command:
+        if "portal.serve.serving" in command and "staff" in command:
             if len(children) != 1:
                 raise RuntimeError(f"expected one staff worker, found {len(children)}")
             return children[0]

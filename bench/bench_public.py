@@ -35,8 +35,8 @@ from pathlib import Path
 
 import nacl.pwhash
 
-from portal import crypto
-from portal.config import load_config
+from portal.formats import crypto
+from portal.server.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 GiB = 1024**3
@@ -156,7 +156,7 @@ class Deployment:
             "threads": threads,
             "log_level": "warning",
         }
-        command = [sys.executable, "-m", "portal.serving", "public", json.dumps(options)]
+        command = [sys.executable, "-m", "portal.serve.serving", "public", json.dumps(options)]
         return serving([*command, str(os.getpid())], self.env, port, "/en/submit")
 
     def plain(self) -> AbstractContextManager[Server]:

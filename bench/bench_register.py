@@ -16,8 +16,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from portal import register
 from portal.cli import main
+from portal.offline import register
 
 CASES = 10_000
 FOLLOW_UPS = 3_000

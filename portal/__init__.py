@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from portal.config import Config, load_config
-from portal.resources import SCRIPT, STATIC, TEMPLATES
+from portal.formats.shipped import SCRIPT, STATIC, TEMPLATES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from flask import Flask
+
+    from portal.server.config import Config
 
 PUBLIC, STAFF = "public", "staff"
 __all__ = ["PUBLIC", "SCRIPT", "STAFF", "STATIC", "TEMPLATES", "create_app"]
@@ -36,7 +37,9 @@ def create_app(
     """
     from flask import Flask
 
-    from portal import errors, headers, i18n, limits, resources, services, uploads
+    from portal.server import services
+    from portal.server.config import load_config
+    from portal.web import errors, headers, i18n, limits, resources, uploads
 
     if site not in (PUBLIC, STAFF):
         raise ValueError(f"unknown site {site!r}")
@@ -74,13 +77,14 @@ def create_app(
     _check_hosts(app, config)
     app.teardown_request(lambda _exc: uploads.release())
     if site == PUBLIC:
-        from portal import gate, public, retention
+        from portal.server import retention
+        from portal.web import gate, public
 
         gate.init_app(app, config.max_uploads, config.upload_wait_seconds)
         public.register(app)
         retention.init_app(app)
     else:
-        from portal import staff
+        from portal.web import staff
 
         staff.register(app)
     return app
@@ -92,7 +96,7 @@ def _script_sri(path: Path) -> str | None:
     Without the script every page is served without it, which is the no-JavaScript path: the
     form still works, sealed on arrival. The log says so once.
     """
-    from portal import resources
+    from portal.web import resources
 
     try:
         digest = hashlib.sha384(path.read_bytes()).digest()
@@ -111,7 +115,7 @@ def _check_hosts(app: Flask, config: Config) -> None:
     """
     import re
 
-    from portal.headers import PLAIN_HEADERS
+    from portal.web.headers import PLAIN_HEADERS
 
     allowed = set(config.hostnames)
     if config.demo:

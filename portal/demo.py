@@ -67,8 +67,8 @@ def make_key(folder: Path) -> None:
 
 def staff_account() -> None:
     """Give the demo staff account new credentials, and print them."""
-    from portal import accounts, services
-    from portal.config import load_config
+    from portal.server import accounts, services
+    from portal.server.config import load_config
 
     state = services.load(load_config(os.environ))
     try:

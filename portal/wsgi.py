@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import RequestTimeout
 
-from portal.logs import ROUTE_KEY
+from portal.serve.logs import ROUTE_KEY
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -63,10 +63,10 @@ class _TimedInput:
             yield line
 
     def restart_clock(self) -> None:
-        """The body waited unread for the application (see `portal.gate`): pace it from now.
+        """The body waited unread for the application (see `portal.web.gate`): pace it from now.
 
         Under `portal serve` the stream is gunicorn's body, whose reader holds the guarded
-        socket reader of `portal.serving`; other servers have no such clock to restart.
+        socket reader of `portal.serve.serving`; other servers have no such clock to restart.
         """
         body_reader = getattr(self._stream, "reader", None)
         # A length or EOF reader holds it; a chunked reader reaches it through its request.

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import crypto
+from portal.formats import crypto
 
 PASSPHRASE = "correct horse battery staple tests"
 DATABASE_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "")

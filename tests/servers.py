@@ -23,8 +23,8 @@ from types import TracebackType
 
 from click.testing import CliRunner
 
-from portal import crypto
 from portal.cli import main
+from portal.formats import crypto
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTAL = [sys.executable, "-c", "from portal.cli import main; main()"]

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.orm import Session
 from test_staff_helpers import START, Clock
 
-from portal import accounts, db
-from portal.models import Base, StaffMember
-from portal.wordlist import WORDS
+from portal.server import accounts, db
+from portal.server.models import Base, StaffMember
+from portal.server.wordlist import WORDS
 
 pytest_plugins = ["test_staff_helpers"]
 pytestmark = pytest.mark.usefixtures("cheap_staff_kdf")

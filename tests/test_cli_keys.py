@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from portal import crypto
 from portal.cli import main
+from portal.formats import crypto
 
 PASSPHRASE = "a passphrase long enough"
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from portal import bundle, crypto, envelope
 from portal.cli import main
+from portal.formats import bundle, crypto, envelope
 
 PASSPHRASE = "a passphrase long enough"
 

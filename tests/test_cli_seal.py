@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
-from portal import bundle, crypto, envelope, relay
 from portal.cli import main
+from portal.formats import bundle, crypto, envelope
+from portal.offline import relay
 
 REQUIRED = [
     "description=Detained at the airport after speaking in Geneva.",

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
 
-from portal import create_app, crypto
+from portal import create_app
 from portal.cli import main
-from portal.config import ConfigError, follow_up_site_budget, load_config
+from portal.formats import crypto
+from portal.server.config import ConfigError, follow_up_site_budget, load_config
 
 MiB = 1024 * 1024
 

@@ -18,9 +18,10 @@ from sqlalchemy import create_engine, inspect
 from test_export import export_and_decrypt
 from test_uploads import FilePart, post_parts
 
-from portal import create_app, db
+from portal import create_app
 from portal.cli import main
-from portal.models import Base
+from portal.server import db
+from portal.server.models import Base
 
 BACKENDS = [
     "sqlite",

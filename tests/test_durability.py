@@ -34,9 +34,11 @@ from sqlalchemy.orm import Session
 from test_export import export_and_decrypt
 from test_uploads import FilePart, error_message, multipart, post_parts, report_parts, stored
 
-from portal import create_app, crypto, intake, storage
+from portal import create_app
 from portal.cli import main
-from portal.models import Submission
+from portal.formats import crypto
+from portal.server import intake, storage
+from portal.server.models import Submission
 
 ROOT = Path(__file__).resolve().parent.parent
 UPLOADS = 20
@@ -249,7 +251,9 @@ CRASH = textwrap.dedent(
     """
     import os, sys
     from sqlalchemy.orm import Session
-    from portal import create_app, storage, uploads
+    from portal import create_app
+    from portal.server import storage
+    from portal.web import uploads
 
     where = sys.argv[1]
     if where == "upload":

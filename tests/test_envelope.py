@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from portal import crypto, envelope
+from portal.formats import crypto, envelope
 
 
 def manifest(**changes: Any) -> envelope.Manifest:

@@ -19,10 +19,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, text
 from test_uploads import FilePart, post_parts
 
-from portal import bundle, schema
 from portal.cli import main
-from portal.models import Base, Submission
-from portal.services import today
+from portal.formats import bundle, questionnaire
+from portal.server.models import Base, Submission
+from portal.server.services import today
 
 
 def export_and_decrypt(
@@ -71,10 +71,10 @@ def _token(page: str) -> str:
 def _every_field(marker: str) -> dict[str, str | list[str]]:
     """A value for every field of the report: the marker in every text, a choice elsewhere."""
     values: dict[str, str | list[str]] = {}
-    for field in schema.REPORT_FIELDS:
-        if field.kind in (schema.TEXT, schema.TEXTAREA):
+    for field in questionnaire.REPORT_FIELDS:
+        if field.kind in (questionnaire.TEXT, questionnaire.TEXTAREA):
             values[field.name] = f"{marker} in {field.name}, ünïcode 报复 «quoted»\nsecond line"
-        elif field.kind == schema.RADIO:
+        elif field.kind == questionnaire.RADIO:
             values[field.name] = field.choices[-1][0]
         else:
             values[field.name] = [value for value, _label in field.choices[:2]]

@@ -22,7 +22,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from portal import create_app, headers, i18n
+from portal import create_app
+from portal.web import headers, i18n
 
 BASELINE = {
     "default-src": {"'none'"},
@@ -349,7 +350,7 @@ def staff_get_pages(app: Flask) -> list[str]:
 
 def signed_in(app: Flask) -> FlaskClient:
     """A client signed in to the staff site with a new account."""
-    from portal import accounts
+    from portal.server import accounts
 
     services = app.extensions["portal"]
     with services.sessions() as session:

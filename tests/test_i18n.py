@@ -26,8 +26,8 @@ from flask.testing import FlaskClient
 from test_export import export_and_decrypt
 from werkzeug.datastructures import MultiDict
 
-from portal import errors, i18n, limits
-from portal.public import limited_follow_up
+from portal.web import errors, i18n, limits
+from portal.web.public import limited_follow_up
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "portal" / "translations"

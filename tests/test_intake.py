@@ -14,9 +14,11 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import crypto, envelope, intake, receipts, storage, tickets, uploads
-from portal.models import Case, Submission
-from portal.services import Services
+from portal.formats import crypto, envelope, receipts
+from portal.server import intake, storage, tickets
+from portal.server.models import Case, Submission
+from portal.server.services import Services
+from portal.web import uploads
 
 
 @pytest.fixture

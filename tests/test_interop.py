@@ -25,8 +25,8 @@ import nacl.bindings as sodium
 import pytest
 from click.testing import CliRunner
 
-from portal import bundle, crypto
 from portal.cli import main
+from portal.formats import bundle, crypto
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 65536

@@ -16,7 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from test_uploads import FilePart, Part, post_parts, staging_files, stored
 
-from portal import create_app, crypto, kept, retention, storage
+from portal import create_app
+from portal.formats import crypto
+from portal.server import retention, storage
+from portal.web import kept
 
 CHUNK = crypto.SEALED_CHUNK_SIZE
 NO_CONSENT = ("description", "the consent questions are left unanswered")

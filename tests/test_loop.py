@@ -17,9 +17,10 @@ from flask import Flask
 from sqlalchemy import select
 from test_staff_helpers import Clock, Staff, make_submission, services_of, token
 
-from portal import bundle, retention
 from portal.cli import main
-from portal.models import AuditEvent, Case, Submission
+from portal.formats import bundle
+from portal.server import retention
+from portal.server.models import AuditEvent, Case, Submission
 
 pytest_plugins = ["test_staff_helpers"]
 pytestmark = pytest.mark.usefixtures("cheap_staff_kdf")

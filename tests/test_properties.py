@@ -17,13 +17,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from sqlalchemy import select
 from test_uploads import FilePart, Part, multipart, post_parts
 
-from portal import crypto, envelope, schema, storage
 from portal.cli import main
-from portal.models import Submission
+from portal.formats import crypto, envelope, questionnaire
+from portal.server import storage
+from portal.server.models import Submission
 
 PAGES = ("/en/submit", "/ar/follow-up", "/zh/submit/sealed", "/fr/follow-up/sealed")
 ANSWERS = {200, 400, 404, 405, 413, 429, 503}
-FIELD_NAMES = [f.name for f in schema.REPORT_FIELDS] + [
+FIELD_NAMES = [f.name for f in questionnaire.REPORT_FIELDS] + [
     "csrf_token",
     "website",
     "receipt",
@@ -34,7 +35,7 @@ FIELD_NAMES = [f.name for f in schema.REPORT_FIELDS] + [
     "relay_upload",
 ]
 FILE_FIELDS = ["attachments", "case_file", "manifest", "blob", "other"]
-CHOICES = [value for f in schema.REPORT_FIELDS for value, _label in f.choices]
+CHOICES = [value for f in questionnaire.REPORT_FIELDS for value, _label in f.choices]
 # Each example is a request or two; the suite stays quick, and the search still covers the
 # shapes that matter (deadline off: the first request of a test builds templates).
 EXAMPLES = settings(

@@ -26,11 +26,14 @@ from test_uploads import (
     stored,
 )
 
-from portal import bundle, create_app, crypto, envelope, i18n, intake, receipts, schema, storage
+from portal import create_app
 from portal.cli import main
-from portal.limits import limiter
-from portal.models import Case, Submission
-from portal.services import today
+from portal.formats import bundle, crypto, envelope, questionnaire, receipts
+from portal.server import intake, storage
+from portal.server.models import Case, Submission
+from portal.server.services import today
+from portal.web import i18n
+from portal.web.limits import limiter
 
 LANGUAGES = list(i18n.LANGUAGES)
 PAGES = ["/", "/submit", "/follow-up", "/key", "/safety"]
@@ -249,10 +252,10 @@ def test_the_landing_page_shows_the_fingerprint(client: FlaskClient, team_keys: 
 def test_a_report_needs_only_the_description_and_the_consent_answers(
     app: Flask, client: FlaskClient
 ) -> None:
-    assert {f.name for f in schema.REPORT_FIELDS if f.required} == set(MINIMAL_REPORT)
+    assert {f.name for f in questionnaire.REPORT_FIELDS if f.required} == set(MINIMAL_REPORT)
     page = Page(client.get("/en/submit").get_data(as_text=True))
     names = {attrs["name"] for tag, attrs in page.tags if "name" in attrs and tag != "meta"}
-    assert {f.name for f in schema.REPORT_FIELDS} <= names
+    assert {f.name for f in questionnaire.REPORT_FIELDS} <= names
     assert "website" in names  # the honeypot
     submit(client)
     with app.extensions["portal"].sessions() as session:
@@ -313,8 +316,8 @@ def test_a_form_with_problems_comes_back_with_everything_typed(
 ) -> None:
     typed = {
         f.name: f"<b>{f.name}</b> & \"quoted\" 'text' — ünïcode 报复"
-        for f in schema.REPORT_FIELDS
-        if f.kind in (schema.TEXT, schema.TEXTAREA)
+        for f in questionnaire.REPORT_FIELDS
+        if f.kind in (questionnaire.TEXT, questionnaire.TEXTAREA)
     }
     typed["description"] = "line one\nline two <script>alert(1)</script>"
     choices = {"submitter_role": "witness", "target_occupation": ["journalist", "lawyer"]}
@@ -823,8 +826,8 @@ def test_answers_too_long_together_come_back_instead_of_failing(
     # Every answer within its own limit, but escaped in JSON the manifest passes a megabyte.
     data = {
         f.name: "\x01" * f.limit
-        for f in schema.REPORT_FIELDS
-        if f.kind in (schema.TEXT, schema.TEXTAREA)
+        for f in questionnaire.REPORT_FIELDS
+        if f.kind in (questionnaire.TEXT, questionnaire.TEXTAREA)
     }
     parts = [
         ("csrf_token", csrf_token(client)),

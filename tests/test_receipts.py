@@ -9,7 +9,7 @@ import nacl.bindings as sodium
 import nacl.pwhash
 import pytest
 
-from portal import crypto, receipts
+from portal.formats import crypto, receipts
 
 COST = (nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN)
 SECRET = bytes(range(32))

@@ -14,8 +14,9 @@ from click.testing import CliRunner
 from test_cli_decrypt import Sub, Team, make_bundle
 from test_cli_decrypt import decrypt as run_decrypt
 
-from portal import case_facts, crypto, register, sniff
 from portal.cli import main
+from portal.formats import crypto
+from portal.offline import case_facts, register, sniff
 
 PASSPHRASE = "a passphrase long enough"
 

@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 from test_cli_decrypt import Sub, Team, decrypt, flip, make_bundle, make_team
 
-from portal import bundle, crypto, envelope, replykeys
 from portal.cli import main
+from portal.formats import bundle, crypto, envelope
+from portal.offline import replykeys
 
 TODAY = datetime.now(UTC).date().isoformat()
 

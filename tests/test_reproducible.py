@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from portal import crypto
+from portal.formats import crypto
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("verify_bundle", ROOT / "tools" / "verify_bundle.py")

@@ -12,7 +12,8 @@ import pytest
 from conftest import MINIMAL_REPORT, csrf_token, receipt_of
 
 import portal
-from portal import create_app, resources
+from portal import create_app
+from portal.web import resources
 
 
 def test_everything_is_found_through_the_package_not_the_working_folder(

@@ -37,8 +37,9 @@ from test_uploads import (
 )
 from werkzeug.test import TestResponse
 
-from portal import bundle, crypto, envelope, receipts, tickets
-from portal.models import Case, Submission
+from portal.formats import bundle, crypto, envelope, receipts
+from portal.server import tickets
+from portal.server.models import Case, Submission
 
 ROOT = Path(__file__).resolve().parent.parent
 SEAL_CLI = ROOT / "tests" / "js" / "seal_cli.mjs"

@@ -15,8 +15,10 @@ from babel.messages.pofile import read_po
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from portal import crypto, resources, schema, sealer, sealer_texts
 from portal.cli import main
+from portal.formats import crypto, questionnaire
+from portal.offline import sealer, sealer_texts
+from portal.web import resources
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = bytes(range(32))
@@ -129,7 +131,7 @@ def _choices(controls: list[dict[str, str | None]]) -> set[tuple[str | None, ...
     return {
         (c.get("name"), c.get("type", c["tag"]), c.get("value") or "")
         for c in controls
-        if c.get("name") in schema.FIELDS_BY_NAME
+        if c.get("name") in questionnaire.FIELDS_BY_NAME
     }
 
 
@@ -137,13 +139,13 @@ def test_its_questions_are_the_report_form_s(page: str, client: FlaskClient) -> 
     ours = _choices(Page(page).controls)
     theirs = _choices(Page(client.get("/en/submit").get_data(as_text=True)).controls)
     assert ours == theirs
-    assert {name for name, *_ in ours} == set(schema.FIELDS_BY_NAME)
+    assert {name for name, *_ in ours} == set(questionnaire.FIELDS_BY_NAME)
 
 
 def test_its_rules_come_from_the_questionnaire() -> None:
     rules = {rule["name"]: rule for rule in sealer.field_definitions()}
-    assert list(rules) == [f.name for f in schema.REPORT_FIELDS]
-    for field in schema.REPORT_FIELDS:
+    assert list(rules) == [f.name for f in questionnaire.REPORT_FIELDS]
+    for field in questionnaire.REPORT_FIELDS:
         assert rules[field.name]["choices"] == [value for value, _ in field.choices]
         assert rules[field.name]["required"] == field.required
         assert rules[field.name]["limit"] == field.limit

@@ -89,7 +89,7 @@ def test_the_start_up_sweep_can_be_left_to_one_server_of_several(
     initialised: dict[str, str],
 ) -> None:
     from portal.cli.deploy import _prepare
-    from portal.config import load_config
+    from portal.server.config import load_config
 
     config = load_config(initialised)
     leftover = config.blob_dir / ".incoming" / "another-servers-upload"

@@ -242,7 +242,8 @@ def test_importing_the_portal_patches_nothing() -> None:
     script = textwrap.dedent(
         """
         import sys
-        import portal, portal.cli, portal.serving, portal.wsgi, portal.receipts, portal.gate
+        import portal, portal.cli, portal.serve.serving, portal.wsgi
+        import portal.formats.receipts, portal.web.gate
         from portal import create_app
         assert "gevent" not in sys.modules, "gevent imported"
         import socket, threading
@@ -268,7 +269,8 @@ def test_argon2id_leaves_the_event_loop_free() -> None:
         """
         from gevent import monkey; monkey.patch_all()
         import gevent, time
-        from portal import config, receipts
+        from portal.server import config
+        from portal.formats import receipts
         ticks = []
         def tick():
             while True:

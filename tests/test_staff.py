@@ -24,8 +24,9 @@ from test_staff_helpers import (
     token,
 )
 
-from portal import accounts, bundle, envelope
-from portal.models import AuditEvent, Case, StaffMember, Submission
+from portal.formats import bundle, envelope
+from portal.server import accounts
+from portal.server.models import AuditEvent, Case, StaffMember, Submission
 
 pytest_plugins = ["test_staff_helpers"]
 pytestmark = pytest.mark.usefixtures("cheap_staff_kdf")

@@ -12,10 +12,10 @@ from flask import Flask
 from sqlalchemy import select
 from test_staff_helpers import START, Clock, services_of, sign_in
 
-from portal import accounts
 from portal.cli import main
-from portal.models import AuditEvent, StaffMember
-from portal.wordlist import WORDS
+from portal.server import accounts
+from portal.server.models import AuditEvent, StaffMember
+from portal.server.wordlist import WORDS
 
 pytest_plugins = ["test_staff_helpers"]
 pytestmark = pytest.mark.usefixtures("cheap_staff_kdf", "initialised")

@@ -13,16 +13,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal import accounts, crypto, envelope, intake, storage
-from portal.models import Case, Submission
-from portal.services import Services
+from portal.formats import crypto, envelope
+from portal.server import accounts, intake, storage
+from portal.server.models import Case, Submission
+from portal.server.services import Services
 
 START = datetime(2031, 5, 6, 9, 15, 10, tzinfo=UTC)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 class Clock:
-    """The time `portal.accounts.now()` gives, moved by hand."""
+    """The time `portal.server.accounts.now()` gives, moved by hand."""
 
     def __init__(self, moment: datetime) -> None:
         """Start at `moment`."""

@@ -15,9 +15,11 @@ from test_staff_helpers import Staff, make_submission, services_of, token
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from portal import bundle, crypto, envelope, intake, relay, replies
 from portal.cli.reply import seal_reply
-from portal.models import AuditEvent, Case, Submission
+from portal.formats import bundle, crypto, envelope
+from portal.offline import relay
+from portal.server import intake, replies
+from portal.server.models import AuditEvent, Case, Submission
 
 pytest_plugins = ["test_staff_helpers"]
 pytestmark = pytest.mark.usefixtures("cheap_staff_kdf")
@@ -275,7 +277,7 @@ def test_reply_for_a_case_that_no_longer_exists(
     _receipt, case_id = _case(staff_app)
     reply = _reply_file(tmp_path, staff_app, case_id, team_keys).read_bytes()
     with services_of(staff_app).sessions() as session:
-        from portal import retention
+        from portal.server import retention
 
         retention.delete(services_of(staff_app), session, list(session.scalars(select(Submission))))
     status, page = _upload(staff, reply)

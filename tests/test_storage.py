@@ -18,8 +18,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 from test_uploads import FilePart, post_parts, report_parts, stored
 
-from portal import retention, storage
 from portal.cli import main
+from portal.server import retention, storage
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import secrets
 import nacl.pwhash
 import pytest
 
-from portal import receipts, tickets
+from portal.formats import receipts
+from portal.server import tickets
 
 SECRET = bytes(range(32))
 BINDING = tickets.session_binding("session secret")

@@ -22,8 +22,8 @@ import nacl.signing
 import pytest
 from click.testing import CliRunner, Result
 
-from portal import torconfig
 from portal.cli import main
+from portal.serve import torconfig
 
 TOR = shutil.which("tor") or "/usr/sbin/tor"
 needs_tor = pytest.mark.skipif(
@@ -317,8 +317,8 @@ def test_the_staff_are_read_from_the_accounts_when_not_named(
     layout: dict[str, str],
     initialised: dict[str, str],
 ) -> None:
-    from portal import accounts, services
-    from portal.config import load_config
+    from portal.server import accounts, services
+    from portal.server.config import load_config
 
     empty = run(layout)
     assert empty.exit_code != 0

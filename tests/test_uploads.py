@@ -23,8 +23,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from portal import bundle, crypto, schema, storage, uploads
-from portal.models import Submission
+from portal.formats import bundle, crypto, questionnaire
+from portal.server import storage
+from portal.server.models import Submission
+from portal.web import uploads
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the public site's tests
@@ -452,7 +454,7 @@ def test_a_url_encoded_body_over_the_form_memory_limit_is_refused_unread(
 def test_what_was_typed_comes_back_no_longer_than_its_field_allows(
     app: Flask, client: FlaskClient, encoding: str
 ) -> None:
-    limits = {f.name: f.limit for f in schema.REPORT_FIELDS}
+    limits = {f.name: f.limit for f in questionnaire.REPORT_FIELDS}
     typed = {"description": "d" * (FORM_MEMORY // 2), "target_name": "n" * 100_000}
     fields = [("csrf_token", csrf_token(client)), *typed.items(), ("consent_raise", "x" * 50_000)]
     if encoding == "multipart":

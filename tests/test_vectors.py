@@ -11,7 +11,7 @@ from typing import Any
 import nacl.bindings as sodium
 import pytest
 
-from portal import crypto, envelope
+from portal.formats import crypto, envelope
 
 VECTORS = Path(__file__).parent / "vectors"
 

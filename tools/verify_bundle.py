@@ -82,7 +82,8 @@ def current(key: Path | None, url: str | None) -> dict[str, bytes]:
     found = {name: (ROOT / name).read_bytes() for name in BUILT if (ROOT / name).is_file()}
     if key is not None:
         sys.path.insert(0, str(ROOT))
-        from portal import crypto, sealer
+        from portal.formats import crypto
+        from portal.offline import sealer
 
         found["sealer.html"] = sealer.build(crypto.load_public_key(key))
     return found

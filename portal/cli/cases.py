@@ -14,10 +14,17 @@ from pathlib import Path
 
 import click
 
-from portal import case_facts, cases, register, register_edit, register_report, register_view
-from portal.register_query import Filters, detail
-from portal.register_query import cases as case_rows
-from portal.register_view import one_line, printable
+from portal.offline import (
+    case_facts,
+    cases,
+    register,
+    register_edit,
+    register_report,
+    register_view,
+)
+from portal.offline.register_query import Filters, detail
+from portal.offline.register_query import cases as case_rows
+from portal.offline.register_view import one_line, printable
 
 DAY = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from portal import bundle, cases, register, register_view
 from portal.cli.keys import EXISTING_FILE, open_private_key
 from portal.cli.relay import progress_bar
+from portal.formats import bundle
+from portal.offline import cases, register, register_view
 
 
 def _blob_bytes(path: Path) -> int:

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from portal import logs
-from portal.config import Config, ConfigError, load_config
+from portal.serve import logs
+from portal.server.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from portal.torconfig import ClientKey
+    from portal.serve.torconfig import ClientKey
 
 SOCKET_DIR = click.Path(file_okay=False, path_type=Path)
 DEMO_PORTS = (8000, 8001)
@@ -47,7 +47,8 @@ def _prepare(config: Config, sweep: bool) -> int:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from portal import resources, retention, services
+    from portal.server import retention, services
+    from portal.web import resources
 
     try:
         for site in resources.SITE_TEMPLATES:
@@ -211,7 +212,7 @@ def serve(
     no_sweep: bool,
 ) -> None:
     """Serve the public and the staff site with gunicorn, each on its own socket."""
-    from portal import serving
+    from portal.serve import serving
 
     env = dict(os.environ)
     if demo:
@@ -287,8 +288,8 @@ def _staff_names(config: Config) -> list[str]:
     from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
-    from portal import db
-    from portal.models import StaffMember
+    from portal.server import db
+    from portal.server.models import StaffMember
 
     engine = db.make_engine(config.database_url)
     try:
@@ -388,7 +389,7 @@ def tor_config(
     The torrc goes to standard output; the key pairs go into the clients folder, and what to
     do with them is written to standard error.
     """
-    from portal import serving, torconfig
+    from portal.serve import serving, torconfig
 
     config = _config(dict(os.environ))
     unix = serving.binds_in(_socket_dir(config, socket_dir))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from portal import crypto
+from portal.formats import crypto
 
 MIN_PASSPHRASE_CHARS = 12
 WHY_LONG = (

@@ -17,8 +17,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from portal import crypto, relay
 from portal.cli.keys import EXISTING_FILE, NEW_FILE
+from portal.formats import crypto
+from portal.offline import relay
 
 
 @contextmanager

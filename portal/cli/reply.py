@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from portal import bundle, crypto, envelope, relay, replykeys, schema
 from portal.cli.keys import EXISTING_FILE, NEW_FILE, open_private_key
+from portal.formats import bundle, crypto, envelope, questionnaire
+from portal.offline import relay, replykeys
 
 
 def read_case(folder: Path) -> tuple[str, str, replykeys.ReplyKey, dict[str, object]]:
@@ -85,9 +86,9 @@ def read_message(message: str | None, message_file: Path | None) -> str:
     message = message.replace("\r\n", "\n").replace("\r", "\n")
     if not message.strip():
         raise click.ClickException("The reply is empty.")
-    if len(message) > schema.DESCRIPTION_MAX:
+    if len(message) > questionnaire.DESCRIPTION_MAX:
         raise click.ClickException(
-            f"The reply is {len(message)} characters; the limit is {schema.DESCRIPTION_MAX}."
+            f"The reply is {len(message)} characters; the limit is {questionnaire.DESCRIPTION_MAX}."
         )
     return message
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import click
 
-from portal import crypto, sealer
 from portal.cli.keys import EXISTING_FILE, NEW_FILE
+from portal.formats import crypto
+from portal.offline import sealer
 
 
 @click.command()

@@ -15,9 +15,10 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal import bundle, db, exporting, retention
-from portal.config import ConfigError, load_config
-from portal.services import Services, ensure_secret, load, read_team_key
+from portal.formats import bundle
+from portal.server import db, exporting, retention
+from portal.server.config import ConfigError, load_config
+from portal.server.services import Services, ensure_secret, load, read_team_key
 
 
 @contextmanager

@@ -12,9 +12,9 @@ import io
 import click
 import segno
 
-from portal import accounts, audit
 from portal.cli.server import command_services
-from portal.services import today
+from portal.server import accounts, audit
+from portal.server.services import today
 
 
 def _qr(uri: str) -> str:

@@ -21,7 +21,8 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 
-from portal import SCRIPT, create_app, crypto
+from portal import SCRIPT, create_app
+from portal.formats import crypto
 
 from .harness import (
     REPOSITORY_ROOT,

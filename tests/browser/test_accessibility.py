@@ -23,7 +23,7 @@ import pyotp
 import pytest
 from conftest import MINIMAL_REPORT, receipt_of
 
-from portal import accounts
+from portal.server import accounts
 
 from .conftest import LiveSite, make_deployment, serving
 from .harness import (

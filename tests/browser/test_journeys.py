@@ -28,8 +28,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import TeamKeys
 
-from portal import bundle, crypto, receipts, replies, schema
 from portal.cli import main
+from portal.formats import bundle, crypto, questionnaire, receipts
+from portal.server import replies
 
 from .conftest import LiveSite
 from .harness import Chromium, Firefox, screenshot_dir
@@ -71,12 +72,12 @@ def report_answers(marker: str) -> Answers:
     channel (so the channel is asked).
     """
     answers: Answers = {}
-    for spec in schema.REPORT_FIELDS:
-        if spec.kind == schema.TEXT:
+    for spec in questionnaire.REPORT_FIELDS:
+        if spec.kind == questionnaire.TEXT:
             answers[spec.name] = f"{marker}-{spec.name} ünïcode 报复 «quoted»"
-        elif spec.kind == schema.TEXTAREA:
+        elif spec.kind == questionnaire.TEXTAREA:
             answers[spec.name] = f"{marker}-{spec.name} first line\nsecond line: مرحبا"
-        elif spec.kind == schema.RADIO:
+        elif spec.kind == questionnaire.RADIO:
             answers[spec.name] = spec.choices[-1][0]
         else:
             answers[spec.name] = [spec.choices[0][0], spec.choices[-1][0]]
@@ -95,7 +96,7 @@ def text_markers(marker: str, answers: Answers) -> list[str]:
     return [
         f"{marker}-{name}"
         for name in answers
-        if schema.FIELDS_BY_NAME[name].kind in (schema.TEXT, schema.TEXTAREA)
+        if questionnaire.FIELDS_BY_NAME[name].kind in (questionnaire.TEXT, questionnaire.TEXTAREA)
     ]
 
 
@@ -141,7 +142,7 @@ def fill_answers(browser: Firefox | Chromium, answers: Answers) -> None:
         if isinstance(value, list):
             for item in value:
                 browser.check(f'input[name="{name}"][value="{item}"]')
-        elif schema.FIELDS_BY_NAME[name].kind == schema.RADIO:
+        elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.RADIO:
             browser.check(f'input[name="{name}"][value="{value}"]')
         else:
             browser.fill(f"#{name}", value)
@@ -485,9 +486,9 @@ def keyboard_answers(marker: str) -> Answers:
     """An answer to every question, in plain letters a keyboard types anywhere."""
     answers = report_answers(marker)
     for name in answers:
-        if schema.FIELDS_BY_NAME[name].kind == schema.TEXT:
+        if questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.TEXT:
             answers[name] = f"{marker}-{name} typed with keys"
-        elif schema.FIELDS_BY_NAME[name].kind == schema.TEXTAREA:
+        elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.TEXTAREA:
             answers[name] = f"{marker}-{name} first line\nsecond line"
     # The second choice, so that an arrow key is needed to reach it.
     answers["consent_raise"] = "no"
@@ -518,7 +519,7 @@ def test_the_report_form_by_keyboard_alone(
         if now["type"] == "radio":
             # Tab enters a group with nothing chosen on its first choice; Space chooses it and
             # each arrow key moves to, and chooses, the next.
-            choices = [value for value, _label in schema.FIELDS_BY_NAME[name].choices]
+            choices = [value for value, _label in questionnaire.FIELDS_BY_NAME[name].choices]
             assert now["value"] == choices[0], now
             keyboard.press("Space")
             for _step in range(choices.index(str(wanted))):

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from portal import crypto, sealer, sealer_texts
+from portal.formats import crypto
+from portal.offline import sealer, sealer_texts
 
 from .conftest import LEVEL_BROWSERS, LiveSite
 from .harness import Chromium, Firefox, browser_unavailable, launch

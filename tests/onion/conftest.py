@@ -45,8 +45,8 @@ from browser.harness import group_alive
 from click.testing import CliRunner, Result
 from servers import Served
 
-from portal import bundle, crypto
 from portal.cli import main
+from portal.formats import bundle, crypto
 
 from .torlab import Response, TorNetwork, client_auth_private, http_request, missing_tools
 

@@ -23,7 +23,8 @@ import nacl.signing
 import pytest
 from browser.harness import Firefox, firefox_unavailable
 
-from portal import crypto, torconfig
+from portal.formats import crypto
+from portal.serve import torconfig
 
 from .conftest import OnionClient, OnionPortal, receipt_of, text
 from .torlab import SERVICE_DROPPED_KEYWORDS, SocksError, TorError, http_request
@@ -176,9 +177,9 @@ class StaffSession:
             "/login",
             fields={
                 "csrf_token": token,
-                "name": portal.staff.name,
-                "passphrase": portal.staff.passphrase,
-                "code": portal.staff.code(),
+                "name": portal.web.staff.name,
+                "passphrase": portal.web.staff.passphrase,
+                "code": portal.web.staff.code(),
             },
         )
         assert answer.status == 303, text(answer)

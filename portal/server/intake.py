@@ -1,0 +1,396 @@
+"""Accepting submissions: sealing on arrival, checking sealed uploads, receipts and replies.
+
+These are plain functions over the site's services, a database session and a staging folder,
+so tests call them without a request. Every path ends the same way: the sealed files are made
+durable in the blob store, then the database row is committed, and only then is a receipt
+returned. A report sealed in the browser had its receipt made before it was sealed, inside a
+ticket (see `tickets`), so that its reply key is sealed in its manifest too.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from portal.formats import bundle, crypto, envelope, receipts
+from portal.formats.questionnaire import FieldValues
+from portal.server import offload, storage, tickets
+from portal.server.models import Case, Submission
+from portal.server.services import Services, today
+from portal.web.uploads import Part
+
+REPLY_KIND = "reply"
+
+
+class Refused(Exception):
+    """An upload that breaks the rules; the message is for the person who sent it."""
+
+
+class TooLong(Refused):
+    """The answers together make a manifest larger than the format allows."""
+
+
+class TicketRefused(Refused):
+    """The ticket of a browser-sealed report is damaged, from another session or too old."""
+
+
+class TicketUsed(Refused):
+    """The ticket of a browser-sealed report already made a case."""
+
+
+TICKET_USED = "This report was already received; it was not stored a second time."
+
+
+class QuotaExceeded(Exception):
+    """The storage quota is reached; new submissions wait until the team collects."""
+
+
+class NoSuchCase(Exception):
+    """No case matches the receipt."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply from the team, opened with the submitter's receipt."""
+
+    day: str
+    message: str
+
+
+def check_quota(services: Services, session: Session, incoming: int) -> None:
+    """Refuse when storing `incoming` more bytes would pass the configured quota.
+
+    What waits in staging and kept folders counts too: it is on the same disk, and forms
+    that come back with a problem would otherwise fill it unseen.
+    """
+    quota = services.config.storage_quota_bytes
+    if quota is None:
+        return
+    used = services.storage_used(session) + services.store.staging_bytes()
+    if used + max(incoming, 0) > quota:
+        raise QuotaExceeded
+
+
+def _derive(receipt: str, secret: bytes, opslimit: int, memlimit: int) -> receipts.Derived:
+    # Each derivation holds its whole memory cost while it runs, and more of them at once
+    # than there are cores is no faster: they take turns, off the event loop under gevent, so
+    # a flood of reports costs at most one memory cost per core and stalls nobody else.
+    return receipts.derive(receipt, secret, opslimit, memlimit, run=offload.cpu_bound)
+
+
+def new_receipt(services: Services) -> tuple[str, receipts.Derived]:
+    """A fresh receipt and what it derives (the costly Argon2id step)."""
+    receipt = receipts.new_receipt()
+    opslimit, memlimit = services.config.receipt_limits
+    return receipt, _derive(receipt, services.installation_secret, opslimit, memlimit)
+
+
+def _add_case(session: Session, lookup: bytes, reply_public_key: bytes) -> Case:
+    case = Case(
+        id=storage.new_id(),
+        receipt_lookup=lookup,
+        reply_public_key=reply_public_key,
+        created_day=today(),
+    )
+    session.add(case)
+    return case
+
+
+def new_case(services: Services, session: Session) -> tuple[str, Case, receipts.Derived]:
+    """A fresh receipt and the case it opens (added to the session, not committed)."""
+    receipt, derived = new_receipt(services)
+    return receipt, _add_case(session, derived.lookup, derived.reply_public_key), derived
+
+
+def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
+    """A ticket for a report about to be sealed in the browser, and the reply key to seal in it.
+
+    Nothing is stored: the receipt lives in the ticket until the sealed report arrives with it.
+    """
+    receipt, derived = new_receipt(services)
+    ticket = tickets.issue(services.installation_secret, receipt, derived, binding)
+    return ticket, derived.reply_public_key
+
+
+def _case_from_ticket(
+    services: Services, session: Session, ticket: str, binding: bytes
+) -> tuple[str, Case]:
+    """The receipt and new case a ticket stands for; refused when it cannot be used (again)."""
+    try:
+        opened = tickets.open_ticket(services.installation_secret, ticket, binding)
+    except tickets.TicketError as exc:
+        raise TicketRefused(str(exc)) from exc
+    # The lookup value is unique to a case: a ticket already used finds the case it made.
+    if session.scalar(select(Case.id).where(Case.receipt_lookup == opened.lookup)) is not None:
+        raise TicketUsed(TICKET_USED)
+    return opened.receipt, _add_case(session, opened.lookup, opened.reply_public_key)
+
+
+def find_case(services: Services, session: Session, receipt: str) -> tuple[Case, receipts.Derived]:
+    """The case a receipt opens; NoSuchCase (also for input that is no receipt at all)."""
+    opslimit, memlimit = services.config.receipt_limits
+    try:
+        derived = _derive(receipt, services.installation_secret, opslimit, memlimit)
+    except receipts.ReceiptError as exc:
+        raise NoSuchCase(str(exc)) from exc
+    case = session.scalar(select(Case).where(Case.receipt_lookup == derived.lookup))
+    if case is None:
+        raise NoSuchCase("No case matches this receipt.")
+    return case, derived
+
+
+def _store(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    case: Case,
+    *,
+    kind: str,
+    sealed_by: str,
+    source: str,
+    file_count: int,
+    recipient: str | None = None,
+) -> Submission:
+    """Make the staged files durable, then commit the row: the order that makes a crash safe.
+
+    The files are synced before the database is touched at all, so that no write lock (SQLite
+    has one for the whole file) is held while a large upload is flushed to disk.
+    """
+    # Only the envelope's own pieces are stored: a stray file part of the form is not.
+    staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
+    # The quota counts the bytes on disk, not what the request or a header declared: a relay's
+    # case file, say, is unpacked into pieces before they are stored. This staging folder is
+    # among the staging that check_quota counts, so nothing is added for it.
+    check_quota(services, session, 0)
+    submission_id = storage.new_id()
+    day = today()
+    size = services.store.commit(staging, submission_id, day)
+    try:
+        last = session.scalar(select(func.max(Submission.seq)).where(Submission.case_id == case.id))
+        submission = Submission(
+            id=submission_id,
+            case_id=case.id,
+            seq=(last or 0) + 1,
+            kind=kind,
+            sealed_by=sealed_by,
+            source=source,
+            recipient=recipient,
+            received_day=day,
+            file_count=file_count,
+            size_bytes=size,
+        )
+        session.add(submission)
+        session.commit()
+    except Exception:
+        session.rollback()
+        services.store.delete(submission_id)
+        raise
+    return submission
+
+
+def _name_blobs(staging: storage.Staging, parts: Sequence[Part]) -> None:
+    for index, part in enumerate(parts):
+        os.rename(staging.path / part.name, staging.path / storage.blob_file(index))
+
+
+def seal_on_arrival(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    *,
+    kind: str,
+    locale: str,
+    fields: FieldValues,
+    parts: Sequence[Part],
+    case: Case | None = None,
+) -> tuple[str | None, Submission]:
+    """Seal a form posted without JavaScript: files were sealed as they streamed in.
+
+    A report opens a new case and returns its receipt; a follow-up joins `case`.
+    """
+    if len(parts) > envelope.MAX_FILES:
+        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+    files = []
+    for part in parts:
+        if part.key is None:
+            raise Refused("An attachment was not sealed on arrival.")
+        files.append(
+            envelope.FileEntry(
+                part.filename[:255] or "attachment",
+                part.content_type[:255] or "application/octet-stream",
+                part.size,
+                part.key,
+            )
+        )
+    receipt = None
+    if case is None:
+        receipt, case, derived = new_case(services, session)
+        reply_key = derived.reply_public_key
+    else:
+        reply_key = case.reply_public_key
+    manifest = envelope.Manifest(kind, "server", locale, dict(fields), tuple(files), reply_key)
+    try:
+        sealed = envelope.seal_manifest(manifest, services.team_public_key)
+    except envelope.EnvelopeError as exc:
+        # Sealed before the files are renamed, so a form that comes back still has them.
+        raise TooLong(str(exc)) from exc
+    _name_blobs(staging, parts)
+    staging.write(storage.MANIFEST, sealed)
+    submission = _store(
+        services,
+        session,
+        staging,
+        case,
+        kind=kind,
+        sealed_by="server",
+        source="form",
+        file_count=len(files),
+    )
+    return receipt, submission
+
+
+def accept_sealed(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    *,
+    kind: str,
+    declared_files: str,
+    parts: Sequence[Part],
+    case: Case | None = None,
+    ticket: str = "",
+    binding: bytes = b"",
+    extra_parts: int = 0,
+) -> tuple[str | None, Submission]:
+    """Store an envelope sealed in the browser, after checking its structure only.
+
+    A report opens the case its `ticket` (from `prepare_report`, bound to the browser session
+    `binding`) stands for; a follow-up joins `case`. `extra_parts` counts the file parts the
+    upload held beyond what was staged.
+    """
+    if extra_parts:
+        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+    manifests = [p for p in parts if p.field == "manifest"]
+    blobs = [p for p in parts if p.field == "blob"]
+    if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
+        raise Refused(
+            "The upload must hold one sealed manifest and the sealed files, nothing else."
+        )
+    try:
+        count = int(declared_files)
+    except ValueError:
+        raise Refused("The upload does not say how many files it holds.") from None
+    if count != len(blobs):
+        raise Refused(f"The upload says it holds {count} files but holds {len(blobs)}.")
+    if count > envelope.MAX_FILES:
+        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+    try:
+        envelope.check_sealed_manifest_length(manifests[0].size)
+        for index, blob in enumerate(blobs):
+            envelope.check_blob_length(blob.size, index)
+    except envelope.EnvelopeError as exc:
+        raise Refused(str(exc)) from exc
+    receipt = None
+    if case is None:
+        receipt, case = _case_from_ticket(services, session, ticket, binding)
+    os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
+    _name_blobs(staging, blobs)
+    try:
+        submission = _store(
+            services,
+            session,
+            staging,
+            case,
+            kind=kind,
+            sealed_by="browser",
+            source="browser",
+            file_count=count,
+        )
+    except IntegrityError:
+        if receipt is None:
+            raise
+        # The same ticket, sent twice at once: the other upload made the case first.
+        raise TicketUsed(TICKET_USED) from None
+    return receipt, submission
+
+
+def accept_case_file(
+    services: Services, session: Session, staging: storage.Staging, part: Part
+) -> tuple[str, Submission]:
+    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
+    if part.not_bundle:
+        raise Refused(
+            "This file is not a sealed case file made by `portal seal` (it does not begin with "
+            "a bundle's index), so none of it was stored."
+        )
+    source = staging.path / part.name
+    try:
+        with bundle.Reader(source) as reader:
+            if len(reader.entries) != 1 or reader.entries[0].kind != "report":
+                raise Refused("A sealed case file holds exactly one report.")
+            reader.check_structure()
+            entry = reader.entries[0]
+            with (
+                reader.open(bundle.manifest_name(entry.id)) as src,
+                staging.open(storage.MANIFEST) as out,
+            ):
+                _copy(src, out)
+            for index in range(entry.files):
+                with (
+                    reader.open(bundle.blob_name(entry.id, index)) as src,
+                    staging.open(storage.blob_file(index)) as out,
+                ):
+                    _copy(src, out)
+    except envelope.EnvelopeError as exc:
+        raise Refused(str(exc)) from exc
+    except (tarfile.TarError, EOFError) as exc:
+        # The headers listed the pieces, but a piece breaks off before its recorded end.
+        raise Refused("The sealed case file is truncated or damaged.") from exc
+    source.unlink()
+    receipt, case, _derived = new_case(services, session)
+    submission = _store(
+        services,
+        session,
+        staging,
+        case,
+        kind="report",
+        sealed_by="relay-tool",
+        source="relay",
+        file_count=entry.files,
+    )
+    return receipt, submission
+
+
+def _copy(src: object, out: object) -> None:
+    read = src.read  # type: ignore[attr-defined]
+    write = out.write  # type: ignore[attr-defined]
+    while data := read(1024 * 1024):
+        write(data)
+
+
+def replies(services: Services, case: Case, derived: receipts.Derived) -> list[Reply]:
+    """The team's replies to a case, opened in memory with the receipt's reply key."""
+    found = []
+    for submission in case.submissions:
+        if submission.kind != REPLY_KIND or submission.recipient != "submitter":
+            continue
+        with services.store.open(submission.id, storage.MANIFEST) as handle:
+            sealed = handle.read()
+        try:
+            manifest = envelope.open_manifest(sealed, derived.reply_secret_key)
+        except crypto.CryptoError:
+            continue
+        message = manifest.fields.get("message", "")
+        found.append(
+            Reply(
+                submission.received_day.isoformat(),
+                message if isinstance(message, str) else "\n".join(message),
+            )
+        )
+    return found

@@ -1,0 +1,187 @@
+"""The blob store: sealed submissions as files, written durably before anyone is told.
+
+Each submission is a folder `sealed/<id>/` holding `manifest.sealed` and `0.blob`, `1.blob`, ...
+A request writes into a private staging folder under `sealed/.incoming/`, fsyncs every file,
+renames the folder into place and fsyncs the parent, and only then does the caller commit the
+database row. A crash at any moment leaves either a complete submission or leftovers that
+`sweep()` removes at the next start. Attachments kept across a form that came back with a
+problem wait in `sealed/.kept/` (see `portal.web.kept`); staging and kept folders count towards the
+storage quota like stored submissions. File times are set to midnight UTC of the day, so the
+file system does not keep the time of day a submission arrived.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import BinaryIO
+
+INCOMING = ".incoming"
+KEPT = ".kept"
+MANIFEST = "manifest.sealed"
+
+
+def blob_file(index: int) -> str:
+    """The file name of blob `index` in a submission folder."""
+    return f"{index}.blob"
+
+
+def new_id() -> str:
+    """A random identifier (24 lowercase base32 characters, 120 bits), from the OS random source."""
+    return base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _midnight(day: date) -> float:
+    return datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp()
+
+
+class Staging:
+    """A private folder where one request's sealed files are written before they count."""
+
+    def __init__(self, path: Path) -> None:
+        """Use `path`, which the store has just made."""
+        self.path = path
+
+    def open(self, name: str) -> BinaryIO:
+        """Create a new file in the staging folder for writing."""
+        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return os.fdopen(fd, "wb")
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write a whole small file (a sealed manifest)."""
+        with self.open(name) as out:
+            out.write(data)
+
+    def keep_only(self, names: set[str]) -> None:
+        """Remove every staged file not named; all the named ones must be there."""
+        present = {item.name for item in self.path.iterdir()}
+        missing = names - present
+        if missing:
+            raise FileNotFoundError(f"staging lacks {sorted(missing)}")
+        for name in present - names:
+            (self.path / name).unlink()
+
+    def size(self) -> int:
+        """The bytes staged so far."""
+        return folder_bytes(self.path)
+
+    def discard(self) -> None:
+        """Remove the staging folder and everything in it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class BlobStore:
+    """Sealed submissions on disk."""
+
+    def __init__(self, root: Path) -> None:
+        """Keep sealed submissions under `root`."""
+        self.root = root
+        self.incoming = root / INCOMING
+        self.kept = root / KEPT
+
+    def ensure(self) -> None:
+        """Create the folders, private to the service's user."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.incoming.mkdir(mode=0o700, exist_ok=True)
+        self.kept.mkdir(mode=0o700, exist_ok=True)
+
+    def stage(self) -> Staging:
+        """A new, empty staging folder."""
+        self.ensure()
+        path = self.incoming / new_id()
+        path.mkdir(mode=0o700)
+        return Staging(path)
+
+    def path(self, submission_id: str) -> Path:
+        """The folder of a stored submission."""
+        if not submission_id.isalnum():
+            raise ValueError("malformed submission id")
+        return self.root / submission_id
+
+    def commit(self, staging: Staging, submission_id: str, day: date) -> int:
+        """Make staged files durable and move them into place; return their total size."""
+        total = 0
+        stamp = _midnight(day)
+        for item in staging.path.iterdir():
+            with item.open("rb") as handle:
+                os.fsync(handle.fileno())
+            total += item.stat().st_size
+            os.utime(item, (stamp, stamp))
+        _fsync_dir(staging.path)
+        target = self.path(submission_id)
+        os.rename(staging.path, target)
+        try:
+            os.utime(target, (stamp, stamp))
+            _fsync_dir(self.root)
+            _fsync_dir(self.incoming)
+        except OSError:
+            # Not durable, so not stored: no folder without its row is left behind.
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return total
+
+    def open(self, submission_id: str, name: str) -> BinaryIO:
+        """Open a stored file of a submission."""
+        return (self.path(submission_id) / name).open("rb")
+
+    def delete(self, submission_id: str) -> None:
+        """Remove a stored submission's files (overwriting is pointless on modern disks;
+        the contents are sealed, and without the offline key they are noise)."""
+        shutil.rmtree(self.path(submission_id), ignore_errors=True)
+
+    def stored_ids(self) -> set[str]:
+        """The ids of every submission folder on disk."""
+        if not self.root.exists():
+            return set()
+        return {
+            p.name for p in self.root.iterdir() if p.is_dir() and p.name not in (INCOMING, KEPT)
+        }
+
+    def staging_bytes(self) -> int:
+        """The bytes in staging and kept folders: on disk, though not yet stored."""
+        return sum(folder_bytes(folder) for folder in (self.incoming, self.kept))
+
+    def sweep(self, known_ids: set[str]) -> int:
+        """Remove staging and kept leftovers and folders with no database row; return how many."""
+        removed = 0
+        for folder in (self.incoming, self.kept):
+            if not folder.exists():
+                continue
+            for leftover in folder.iterdir():
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    removed += 1
+        for orphan in self.stored_ids() - known_ids:
+            shutil.rmtree(self.root / orphan, ignore_errors=True)
+            removed += 1
+        return removed
+
+
+def folder_bytes(path: Path) -> int:
+    """The size of every file under `path` (0 when it is gone); files may vanish meanwhile."""
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += folder_bytes(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue
+    return total

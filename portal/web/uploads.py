@@ -1,0 +1,379 @@
+"""Request bodies that never touch the disk in plaintext.
+
+Werkzeug parses a multipart body by asking the request for a stream per file part. The portal's
+request class hands it a stream that seals as it writes: each attached file becomes a blob of
+the envelope format, under a fresh key, directly in the blob store's staging folder. For
+uploads that arrive already sealed (from the browser or a relay's sealed case file), the stream
+writes the bytes as they are and stops at the size a sealed piece may have. A view says which
+of the two it wants, and under which field names, through `expect_uploads()`, before it
+touches `request.form`; a file part under another name is let go unwritten, and a file part
+arriving at any other view is refused. A relay's case file posted with the report form is the one
+part of a sealed-on-arrival form stored as it is, and only once its first block shows it is a
+bundle: a document chosen there by mistake is never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from flask import Request, request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser, MultiPartParser
+from werkzeug.sansio.multipart import File
+
+from portal.formats import bundle, crypto, envelope
+from portal.server import storage
+
+SEAL = "seal"
+RAW = "raw"
+ENVIRON_KEY = "portal.web.uploads"
+# The field of the report form that carries a relay's sealed case file (a bundle).
+CASE_FILE = "case_file"
+
+
+class UploadRefused(BadRequest):
+    """A file part the current view does not accept."""
+
+
+class MalformedBody(BadRequest):
+    """A form body that cannot be parsed (a broken multipart body, say)."""
+
+
+class FormTooLarge(RequestEntityTooLarge):
+    """A body other than multipart larger than the form-memory limit (`limit` bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        """Name the limit, for the page that says it."""
+        super().__init__()
+        self.limit = limit
+
+
+class SealingStream:
+    """What werkzeug writes an attached file into: encrypted as it arrives."""
+
+    def __init__(self, out: BinaryIO, key: bytes) -> None:
+        """Seal into `out` under `key`."""
+        self._out = out
+        self._writer = crypto.BlobWriter(out, key)
+        self.key = key
+
+    def write(self, data: bytes) -> int:
+        """Encrypt and write more of the file."""
+        return self._writer.write(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Werkzeug rewinds a finished part; a sealing stream has nothing to rewind."""
+        return 0
+
+    def finish(self) -> int:
+        """Write the last chunk, close the file; return the plaintext size."""
+        try:
+            return self._writer.close()
+        finally:
+            # Closed even when the disk is full, so that the staging folder can go at once.
+            self._out.close()
+
+
+class _Nowhere:
+    """Swallows a file part: for a request whose text is wanted but whose files are not."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+
+class RawStream:
+    """What werkzeug writes an already sealed piece into, as it is, within a size limit."""
+
+    def __init__(self, out: BinaryIO, limit: int) -> None:
+        """Write into `out`, refusing more than `limit` bytes."""
+        self._out = out
+        self._limit = limit
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        """Write more of the piece."""
+        self.size += len(data)
+        if self.size > self._limit:
+            raise RequestEntityTooLarge()
+        return self._out.write(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Nothing to rewind: the bytes are on disk."""
+        return 0
+
+    def finish(self) -> int:
+        """Close the file; return its size."""
+        self._out.close()
+        return self.size
+
+
+class CaseFileStream(RawStream):
+    """A relay's sealed case file, written as it is once its first block shows it is a bundle.
+
+    A bundle made by `portal seal` begins with the tar header of its index, which holds no
+    content. Anything else (a report chosen here by mistake, say) is counted and dropped, so
+    that no byte of it reaches the disk.
+    """
+
+    def __init__(self, out: BinaryIO, limit: int) -> None:
+        """Write into `out` once the start is checked, refusing more than `limit` bytes."""
+        super().__init__(out, limit)
+        self._head = bytearray()
+        self._checked = False
+        self.not_bundle = False
+
+    def write(self, data: bytes) -> int:
+        """Hold the first block until it can be checked; then write the piece as it is."""
+        if self._checked:
+            super().write(data)
+        elif self.not_bundle:
+            self.size += len(data)
+        else:
+            self._head += data
+            if len(self._head) >= bundle.BLOCK:
+                held, self._head = bytes(self._head), bytearray()
+                if _starts_bundle(held[: bundle.BLOCK]):
+                    self._checked = True
+                    super().write(held)
+                else:
+                    self.not_bundle = True
+                    self.size += len(held)
+        return len(data)
+
+    def finish(self) -> int:
+        """Close the file; a piece shorter than one block is no bundle either."""
+        if self._head:
+            self.not_bundle = True
+            self.size += len(self._head)
+            self._head = bytearray()
+        return super().finish()
+
+
+def _starts_bundle(block: bytes) -> bool:
+    """Whether a first tar block is the header of a bundle's index."""
+    try:
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return info.name == bundle.INDEX_NAME and info.isreg()
+
+
+@dataclass
+class Part:
+    """One file part of the body as it was stored."""
+
+    field: str
+    filename: str
+    content_type: str
+    stream: SealingStream | RawStream | None
+    name: str  # its file name in the staging folder
+    size: int = -1
+    # The file's key, for parts sealed on arrival.
+    key: bytes | None = None
+    # A case file whose start showed it is no bundle; nothing of it was written.
+    not_bundle: bool = False
+
+
+@dataclass
+class Uploads:
+    """The file parts of one request, staged in one folder."""
+
+    mode: str
+    staging: storage.Staging
+    max_files: int
+    # The field names whose file parts are stored; None for any.
+    fields: frozenset[str] | None = None
+    parts: list[Part] = field(default_factory=list)
+    # File parts beyond `max_files`, counted and dropped so the view can name the limit.
+    overflow: int = 0
+    committed: bool = False
+    # Kept for the next try of a form that came back with a problem (see `kept`).
+    keep: bool = False
+
+    def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
+        """Open the stream for the next file part."""
+        if self.fields is not None and field_name not in self.fields:
+            # No page asks for it: not one byte of it is written, sealed or not.
+            return _Nowhere()
+        if len(self.parts) >= self.max_files:
+            self.overflow += 1
+            return _Nowhere()
+        name = f"part-{len(self.parts)}"
+        stream: SealingStream | RawStream
+        out = self.staging.open(name)
+        if self.mode == SEAL and field_name == CASE_FILE:
+            stream = CaseFileStream(out, limit=_raw_limit(field_name))
+        elif self.mode == SEAL:
+            stream = SealingStream(out, crypto.new_file_key())
+        else:
+            stream = RawStream(out, limit=_raw_limit(field_name))
+        self.parts.append(Part(field_name, filename, content_type, stream, name))
+        return stream
+
+    def finish(self) -> list[Part]:
+        """Close every part; drop file inputs left empty. Safe to call twice."""
+        kept = []
+        for part in self.parts:
+            if part.size < 0 and part.stream is not None:
+                part.size = part.stream.finish()
+                if isinstance(part.stream, SealingStream):
+                    part.key = part.stream.key
+                if isinstance(part.stream, CaseFileStream):
+                    part.not_bundle = part.stream.not_bundle
+            if part.filename == "" and part.size == 0:
+                # A file input left empty is sent as a part with no file name and no content.
+                (self.staging.path / part.name).unlink(missing_ok=True)
+                continue
+            kept.append(part)
+        self.parts = kept
+        return kept
+
+    def discard(self) -> None:
+        """Forget everything staged by this request."""
+        for part in self.parts:
+            if part.size < 0 and part.stream is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    part.stream.finish()
+        self.staging.discard()
+
+
+def _raw_limit(field_name: str) -> int:
+    if field_name == "manifest":
+        return envelope.MAX_MANIFEST_BYTES + crypto.SEAL_OVERHEAD
+    # Blobs and sealed case files are limited by the request's own size limit.
+    return 1 << 62
+
+
+class _PartParser(MultiPartParser):
+    """Werkzeug's multipart parser, with each file part routed by its field name."""
+
+    def __init__(self, uploads: Uploads | _DiscardingUploads | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._uploads = uploads
+
+    def start_file_streaming(self, event: File, total_content_length: int | None) -> Any:
+        """Open the staging stream for a file part, or refuse it."""
+        if self._uploads is None:
+            raise UploadRefused("This page accepts no files.")
+        return self._uploads.new_stream(
+            event.name, event.filename or "", event.headers.get("content-type") or ""
+        )
+
+
+class _FormParser(FormDataParser):
+    def __init__(self, uploads: Uploads | _DiscardingUploads | None, **kwargs: Any) -> None:
+        # Werkzeug's parser turns a malformed body into an empty form by default; the view
+        # would then take half-written parts for a form with problems and keep them.
+        super().__init__(silent=False, **kwargs)
+        self._uploads = uploads
+
+    def parse(
+        self,
+        stream: Any,
+        mimetype: str,
+        content_length: int | None,
+        options: dict[str, str] | None = None,
+    ) -> Any:
+        """Parse the body; a malformed one is a 400, whose handler removes what was staged.
+
+        Only multipart bodies are parsed as they stream; any other is read whole into memory,
+        so one larger than the form-memory limit is refused before a byte of it is read.
+        """
+        limit = self.max_form_memory_size
+        if (
+            mimetype != "multipart/form-data"
+            and limit is not None
+            and content_length is not None
+            and content_length > limit
+        ):
+            raise FormTooLarge(limit)
+        try:
+            return super().parse(stream, mimetype, content_length, options)
+        except ValueError as exc:
+            raise MalformedBody("The form could not be read.") from exc
+
+    def _parse_urlencoded(
+        self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> Any:
+        limit = self.max_form_memory_size
+        if limit is not None:
+            # A body sent without its length (chunked) is read no further than the limit.
+            data = stream.read(limit + 1)
+            if len(data) > limit:
+                raise FormTooLarge(limit)
+            stream = io.BytesIO(data)
+        return super()._parse_urlencoded(stream, mimetype, content_length, options)
+
+    def _parse_multipart(
+        self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> Any:
+        parser = _PartParser(
+            self._uploads,
+            stream_factory=self.stream_factory,
+            max_form_memory_size=self.max_form_memory_size,
+            max_form_parts=self.max_form_parts,
+            cls=self.cls,
+        )
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
+
+class PortalRequest(Request):
+    """A request whose file parts go where the view said, sealed or as they are."""
+
+    def make_form_data_parser(self) -> FormDataParser:
+        """A parser that stages file parts through this request's declared uploads."""
+        uploads = self.environ.get(ENVIRON_KEY)
+        return _FormParser(
+            uploads if isinstance(uploads, Uploads | _DiscardingUploads) else None,
+            stream_factory=self._get_file_stream,
+            max_form_memory_size=self.max_form_memory_size,
+            max_content_length=self.max_content_length,
+            max_form_parts=self.max_form_parts,
+            cls=self.parameter_storage_class,
+        )
+
+
+def expect_uploads(
+    store: storage.BlobStore, mode: str, max_files: int, fields: frozenset[str] | None = None
+) -> Uploads:
+    """Declare that this request's file parts are staged, sealed (SEAL) or as they are (RAW).
+
+    With `fields`, only file parts under those names are stored; others go by unwritten.
+    """
+    uploads = Uploads(mode, store.stage(), max_files, fields)
+    request.environ[ENVIRON_KEY] = uploads
+    return uploads
+
+
+def current_uploads() -> Uploads | None:
+    """The uploads declared by the current request, if any."""
+    uploads = request.environ.get(ENVIRON_KEY)
+    return uploads if isinstance(uploads, Uploads) else None
+
+
+def release() -> None:
+    """At the end of a request: remove what it staged unless it was stored or kept."""
+    staged = current_uploads()
+    if staged is not None and not staged.committed and not staged.keep:
+        staged.discard()
+
+
+def expect_discard() -> None:
+    """Read the text of this request's form and let its files go by unstored."""
+    request.environ[ENVIRON_KEY] = _DiscardingUploads()
+
+
+class _DiscardingUploads:
+    def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
+        return _Nowhere()
