@@ -22,7 +22,7 @@ from hypothesis import given, settings
 
 from portal.cli import main
 from portal.formats import bundle, crypto, envelope
-from portal.offline import cases
+from portal.offline import names
 
 PASSPHRASE = "a passphrase long enough"
 TODAY = datetime.now(UTC).date().isoformat()
@@ -626,7 +626,7 @@ def test_control_characters_never_reach_report_txt(tmp_path: Path, team: Team) -
     ],
 )
 def test_csv_cells_are_guarded(value: str, guarded: str) -> None:
-    assert cases.csv_cell(value) == guarded
+    assert names.csv_cell(value) == guarded
 
 
 def test_no_piece_of_a_csv_cell_starts_a_formula(tmp_path: Path, team: Team) -> None:
@@ -728,7 +728,7 @@ def test_a_follow_up_before_its_report(tmp_path: Path, team: Team) -> None:
 def test_safe_names_never_escape_their_folder(
     tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> None:
-    safe = cases.safe_name(name)
+    safe = names.safe_name(name)
     assert safe
     assert "/" not in safe
     assert "\\" not in safe
@@ -738,8 +738,8 @@ def test_safe_names_never_escape_their_folder(
     assert safe not in (".", "..")
     assert len(safe.encode("utf-8")) <= 255
     assert not any(ch in safe for ch in '<>:"|?*')
-    assert safe.split(".")[0].strip().upper() not in cases.WINDOWS_RESERVED
-    assert cases.safe_name(safe) == safe
+    assert safe.split(".")[0].strip().upper() not in names.WINDOWS_RESERVED
+    assert names.safe_name(safe) == safe
     folder = Path("/srv/out/case/attachments")
     assert (folder / safe).parent == folder
     assert os.path.normpath(folder / safe).startswith(str(folder) + "/")
@@ -747,13 +747,13 @@ def test_safe_names_never_escape_their_folder(
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.sampled_from(["a.txt", "A.txt", "a (2).txt", "b", "B", "a"]), max_size=12))
-def test_numbered_names_are_unique(names: list[str]) -> None:
+def test_numbered_names_are_unique(given_names: list[str]) -> None:
     taken: set[str] = set()
-    result = [cases.numbered(cases.safe_name(n), taken) for n in names]
+    result = [names.numbered(names.safe_name(n), taken) for n in given_names]
     assert len({r.casefold() for r in result}) == len(result)
 
 
 def test_long_names_keep_their_extension() -> None:
-    name = cases.safe_name("ش" * 300 + ".docx")
+    name = names.safe_name("ش" * 300 + ".docx")
     assert name.endswith(".docx")
-    assert len(name.encode()) <= cases.MAX_NAME_BYTES
+    assert len(name.encode()) <= names.MAX_NAME_BYTES

@@ -16,7 +16,7 @@ import click
 
 from portal.offline import (
     case_facts,
-    cases,
+    casetext,
     register,
     register_edit,
     register_report,
@@ -163,7 +163,7 @@ def show_command(ctx: click.Context, case: str) -> None:
     for sub in found.submissions:
         record = dict(sub.record)
         files = [f for f in found.files if f.submission == sub.id]
-        text = cases.render_report(record)
+        text = casetext.render_report(record)
         if files:
             text += "Attachments, as their first bytes show (open only as the README says):\n"
             text += "".join(f"  {one_line(register_view.file_line(f))}\n" for f in files)

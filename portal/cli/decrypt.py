@@ -10,7 +10,7 @@ import click
 from portal.cli.keys import EXISTING_FILE, open_private_key
 from portal.cli.relay import progress_bar
 from portal.formats import bundle
-from portal.offline import cases, register, register_view
+from portal.offline import opening, register, register_view
 
 
 def _blob_bytes(path: Path) -> int:
@@ -29,22 +29,22 @@ def _blob_bytes(path: Path) -> int:
 
 def _open_into_register(
     secret_key: bytes, out: Path, force: bool, bundles: tuple[Path, ...]
-) -> tuple[list[cases.Outcome], list[str]]:
+) -> tuple[list[opening.Outcome], list[str]]:
     """Open each bundle, add what it opened to the register in one transaction, then the views."""
     conn = register.connect(out, create=True)
     try:
-        outcomes: list[cases.Outcome] = []
+        outcomes: list[opening.Outcome] = []
         problems: list[str] = []
         total = sum(_blob_bytes(path) for path in bundles)
         with progress_bar(f"Opening {len(bundles)} bundle(s)", total) as advance:
             for path in bundles:
                 opened = []
-                for outcome in cases.open_bundle(path, secret_key, out, force, advance):
+                for outcome in opening.open_bundle(path, secret_key, out, force, advance):
                     outcomes.append(outcome)
-                    click.echo(outcome.line(), err=outcome.status != cases.OPENED)
+                    click.echo(outcome.line(), err=outcome.status != opening.OPENED)
                     for warning in outcome.warnings:
                         click.echo(f"warning  case {outcome.case}: {warning}", err=True)
-                    if outcome.status == cases.OPENED and outcome.path is not None:
+                    if outcome.status == opening.OPENED and outcome.path is not None:
                         opened.append(outcome.path.parent.relative_to(out.resolve()).as_posix())
                 # The whole bundle enters the register, or none of it does.
                 problems += register.add_folders(conn, out, opened)
@@ -119,8 +119,8 @@ def decrypt(
         f"{out / 'cases.csv'}",
         err=True,
     )
-    for line in cases.summary_lines(outcomes):
+    for line in opening.summary_lines(outcomes):
         click.echo(line, err=True)
-    bad = any(o.status in (cases.FAILED, cases.REFUSED) or o.warnings for o in outcomes)
+    bad = any(o.status in (opening.FAILED, opening.REFUSED) or o.warnings for o in outcomes)
     if bad or problems:
         click.get_current_context().exit(1)

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from portal.offline import case_facts, cases
+from portal.offline import case_facts, names
 from portal.offline.register_query import CaseRow
 from portal.offline.register_query import cases as case_rows
 from portal.offline.register_view import CSP, one_line, write_file
@@ -155,14 +155,14 @@ def render_csv(report: Report) -> str:
     for table in report.tables:
         for value, label, count, people in table.rows:
             writer.writerow(
-                [cases.csv_cell(one_line(text)) for text in (table.title, value, label)]
+                [names.csv_cell(one_line(text)) for text in (table.title, value, label)]
                 + [count, people]
             )
     for name, rows in report.listed.items():
         for row in rows:
             cells = (f"may appear {name}", row.id, row.state)
             writer.writerow(
-                [cases.csv_cell(one_line(text)) for text in cells]
+                [names.csv_cell(one_line(text)) for text in cells]
                 + [1, int(row.facts.get("people") or 1)]
             )
     return buffer.getvalue()

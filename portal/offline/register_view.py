@@ -17,7 +17,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
-from portal.offline import case_facts, cases, sniff
+from portal.offline import case_facts, names, opening, sniff
 from portal.offline.register_query import CaseRow, FileRow, all_files, all_notes, all_submissions
 from portal.offline.register_query import cases as case_rows
 
@@ -40,7 +40,7 @@ def one_line(text: str) -> str:
             kept.append(" ")
         elif category == "Cc":
             kept.append("\ufffd")
-        elif category == "Cf" and char not in cases.KEPT_FORMAT_CHARS:
+        elif category == "Cf" and char not in names.KEPT_FORMAT_CHARS:
             continue
         else:
             kept.append(char)
@@ -54,7 +54,7 @@ def printable(text: str) -> str:
 
 def csv_items(value: str) -> str:
     """A `;`-joined cell with every item guarded against spreadsheet formulas."""
-    return ";".join(cases.csv_cell(one_line(item)) for item in value.split(";"))
+    return ";".join(names.csv_cell(one_line(item)) for item in value.split(";"))
 
 
 def consent_text(row: CaseRow) -> str:
@@ -133,7 +133,7 @@ def _index_row(
         documents.append('<span class="none">report not opened yet</span>')
     for kind, day, folder in subs:
         text = "report" if kind == "report" else f"{kind} {day}"
-        documents.append(_link(f"{folder}/{cases.REPORT_TXT}", text))
+        documents.append(_link(f"{folder}/{opening.REPORT_TXT}", text))
     status = _e(row.status)
     if row.assigned:
         status += f"<br>assigned to {_e(row.assigned)}"
@@ -196,7 +196,7 @@ def render_csv(conn: sqlite3.Connection) -> str:
             row.paragraph, " | ".join(f"{day}: {text}" for day, text in notes.get(row.id, [])),
         ]  # fmt: skip
         writer.writerow(
-            [cases.csv_cell(one_line(str(cell))) for cell in cells]
+            [names.csv_cell(one_line(str(cell))) for cell in cells]
             + [csv_items(str(answers.get(name, ""))) for name in case_facts.SUMMARY_FIELDS]
         )
     return buffer.getvalue()
