@@ -27,7 +27,7 @@ from test_export import export_and_decrypt
 from werkzeug.datastructures import MultiDict
 
 from portal.web import errors, i18n, limits
-from portal.web.public import limited_follow_up
+from portal.web.public.followup import limited_follow_up
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "portal" / "translations"

@@ -110,10 +110,14 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
                     return make_response(_too_large(unreadable))
                 return make_response((short_page, status, retry))
             if request.endpoint == "public.submit_post":
-                from portal.web.public import limited_report  # here, to avoid an import cycle
+                from portal.web.public.report import (
+                    limited_report,  # here, to avoid an import cycle
+                )
 
                 return make_response((*limited_report(form, status), retry))
-            from portal.web.public import limited_follow_up  # here, to avoid an import cycle
+            from portal.web.public.followup import (
+                limited_follow_up,  # here, to avoid an import cycle
+            )
 
             return make_response((*limited_follow_up(form, notice, status), retry))
         # The sealing script shows this page's message and keeps the form as it was.

@@ -7,8 +7,6 @@ endpoints instead, so the server never sees the report.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 from typing import Any
 
@@ -18,23 +16,18 @@ from flask import (
     Response,
     abort,
     g,
-    jsonify,
     render_template,
     request,
 )
-from flask import session as browser_session
 from flask_babel import gettext
-from flask_wtf.csrf import generate_csrf, validate_csrf
-from sqlalchemy.orm import Session
+from flask_wtf.csrf import validate_csrf
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal.formats import crypto, envelope, questionnaire
+from portal.formats import envelope, questionnaire
 from portal.formats.questionnaire import N_
-from portal.offline import sealer
-from portal.server import intake, tickets
 from portal.server.services import Services, current
-from portal.web import headers, i18n, kept, limits, resources, uploads
+from portal.web import headers, i18n, limits, uploads
 from portal.web.limits import limiter
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
@@ -128,309 +121,6 @@ def _sealing_page(services: Services) -> dict[str, Any]:
     }
 
 
-@bp.get("/")
-def index() -> str:
-    """The landing page: what this is, who reads it, how it is protected, safety first."""
-    return render_template("public/index.html", fingerprint=current().team_fingerprint)
-
-
-@bp.get("/safety")
-def safety() -> str:
-    """How to stay safe while using the portal."""
-    return render_template("public/safety.html")
-
-
-@bp.get("/key")
-def key() -> str:
-    """The team key's fingerprint, for comparison through an independent channel."""
-    services = current()
-    # The script shows beside it the fingerprint of the key it seals to.
-    headers.allow_script()
-    return render_template(
-        "public/key.html",
-        fingerprint=services.team_fingerprint,
-        key_text=services.team_key_text,
-        sealer_sha256=_sealer_sha256(services.team_public_key),
-        script_sha256=_script_sha256(),
-    )
-
-
-@bp.get("/key/sealer.html")
-def sealer_file() -> Response:
-    """The offline sealer made for the site's key: the same bytes whatever the page's language."""
-    made = _sealer_file(current().team_public_key)
-    if made is None:
-        abort(404)
-    # Never a page of this site: the file runs its own script, so it is only ever downloaded
-    # and opened from disk, even if something on the way dropped the Content-Disposition.
-    return Response(
-        made,
-        mimetype="application/octet-stream",
-        headers={"Content-Disposition": "attachment; filename=sealer.html"},
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _sealer_file(public_key: bytes) -> bytes | None:
-    """The sealer for a key, made once per process; None (and a log line) when it cannot be."""
-    try:
-        return sealer.build(public_key)
-    except sealer.SealerError as exc:
-        log.warning("The offline sealer is not offered: %s", exc)
-        return None
-
-
-def _sealer_sha256(public_key: bytes) -> str | None:
-    """The SHA-256 of the sealer the site offers, shown beside the download."""
-    made = _sealer_file(public_key)
-    return sealer.sha256(made) if made else None
-
-
-def _script_sha256() -> str | None:
-    """The SHA-256 of the sealing script as the site serves it, for comparison with a rebuild."""
-    try:
-        return hashlib.sha256(resources.SCRIPT.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
-@bp.get("/key/team.pub")
-def key_file() -> Response:
-    """The team's public key file, for relays that seal offline."""
-    return Response(
-        current().team_key_text,
-        mimetype="text/plain",
-        headers={"Content-Disposition": "attachment; filename=team.pub"},
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# The report
-
-
-def render_report(
-    values: MultiDict[str, str] | None = None,
-    problems: list[questionnaire.Problem] | None = None,
-    notice: str | None = None,
-    kept_files: list[kept.KeptFile] | None = None,
-    status: int = 200,
-) -> tuple[str, int]:
-    """The report form, with what was typed and any problems named next to their fields."""
-    services = current()
-    return render_template(
-        "public/submit.html",
-        sections=questionnaire.REPORT_SECTIONS,
-        values=_echo(values, questionnaire.REPORT_FIELDS),
-        problems={p.field: p.message for p in problems or ()},
-        problem_list=problems or [],
-        notice=notice,
-        kept_files=kept_files or [],
-        kept_token=kept.token(kept_files or []),
-        csrf_token=generate_csrf(),
-        sealer_sha256=_sealer_sha256(services.team_public_key),
-        **_sealing_page(services),
-    ), status
-
-
-def _echo(
-    values: MultiDict[str, str] | None, fields: tuple[questionnaire.Field, ...]
-) -> MultiDict[str, str]:
-    """What was typed, to show again: the form's own fields only, none longer than its limit."""
-    return MultiDict(questionnaire.echo(values.to_dict(flat=False), fields) if values else {})
-
-
-def _keep(
-    services: Services,
-    staged: uploads.Uploads,
-    files: list[uploads.Part],
-    problems: list[questionnaire.Problem],
-    trusted: bool,
-) -> list[kept.KeptFile]:
-    """Keep the attachments for the next try; where they cannot be, a problem asks for them."""
-    kept_files, let_go = kept.keep(services.config, services.store, staged, files, trusted=trusted)
-    if let_go:
-        problems.append(questionnaire.Problem(ATTACHMENTS, CHOOSE_AGAIN))
-    return kept_files
-
-
-def limited_report(form: MultiDict[str, str], status: int = 429) -> tuple[str, int]:
-    """The report form again, calm, when too many reports arrive at once."""
-    return render_report(
-        form,
-        notice=_(
-            "Too many reports are arriving right now, so yours was not sent yet. Everything you "
-            "typed is still below. Please wait a few minutes and send it again; attachments must "
-            "be chosen again."
-        ),
-        status=status,
-    )
-
-
-def limited_follow_up(form: MultiDict[str, str], notice: str, status: int = 429) -> tuple[str, int]:
-    """The follow-up page again, with `notice`, when too many lookups arrive at once.
-
-    The case is not looked up (that is the costly part being limited); what was typed, the
-    receipt included, comes back as it was.
-    """
-    receipt = form.get("receipt", "")
-    if form.get("step") == "add":
-        return _case_page(receipt, None, form, [], [], notice), status
-    return _receipt_page(notice, receipt), status
-
-
-@bp.get("/submit")
-def submit() -> tuple[str, int]:
-    """The empty report form."""
-    return render_report()
-
-
-@bp.post("/submit")
-@report_limit
-def submit_post() -> tuple[str, int]:
-    """A report posted without JavaScript: attachments were sealed as they arrived."""
-    services = current()
-    with services.sessions() as session:
-        intake.check_quota(services, session, request.content_length or 0)
-        staged = uploads.expect_uploads(
-            services.store, uploads.SEAL, max_files=100, fields=REPORT_FILE_FIELDS
-        )
-        form = request.form
-        if form.get(questionnaire.HONEYPOT):
-            return _quietly_dropped(staged)
-        relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
-        problem = _csrf_problem(form)
-        if relay or form.get(RELAY_FORM):
-            return _accept_case_file(services, session, staged, relay, problem)
-        files = kept.restore(form, staged, services.store)
-        files += [p for p in staged.parts if p.field == ATTACHMENTS]
-        files, file_problems = _within_file_limit(staged, files)
-        values = questionnaire.collect(form.to_dict(flat=False), questionnaire.REPORT_FIELDS)
-        problems = questionnaire.check(values, questionnaire.REPORT_FIELDS) + file_problems
-        if problem or problems:
-            kept_files = _keep(services, staged, files, problems, trusted=problem is None)
-            return render_report(form, problems, problem, kept_files, 400)
-        try:
-            receipt, _submission = intake.seal_on_arrival(
-                services,
-                session,
-                staged.staging,
-                kind="report",
-                locale=i18n.current(),
-                fields=values,
-                parts=files,
-            )
-        except intake.TooLong:
-            problems = [questionnaire.Problem("description", ALL_TOO_LONG)]
-            kept_files = _keep(services, staged, files, problems, trusted=True)
-            return render_report(form, problems, None, kept_files, 400)
-        staged.committed = True
-    return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
-
-
-def _accept_case_file(
-    services: Services,
-    session: Session,
-    staged: uploads.Uploads,
-    relay: list[uploads.Part],
-    problem: str | None,
-) -> tuple[str, int]:
-    """A relay's sealed case file, from the form below the report form (it has no fields)."""
-    if problem:
-        return render_report(
-            notice=_(
-                "This form had expired, so the sealed case file was not received. Please choose "
-                "it again and upload it."
-            ),
-            status=400,
-        )
-    if not relay:
-        return render_report(notice=_("Choose the sealed case file to upload."), status=400)
-    if len(relay) != 1 or len(staged.parts) != 1:
-        return render_report(
-            notice=_("Send one sealed case file at a time, without other attachments."), status=400
-        )
-    try:
-        receipt, _submission = intake.accept_case_file(services, session, staged.staging, relay[0])
-    except intake.Refused as exc:
-        return render_report(
-            notice=_("The sealed case file was refused: %(reason)s", reason=str(exc)), status=400
-        )
-    staged.committed = True
-    return render_template("public/receipt.html", receipt=receipt, sealed_by="relay-tool"), 200
-
-
-@bp.post("/submit/prepare")
-@report_limit
-def submit_prepare() -> Response | tuple[str, int]:
-    """Before the browser seals a report: its reply key, and its receipt inside a ticket.
-
-    The ticket is for the browser's memory only: it comes back with the sealed upload, and the
-    receipt in it is shown once the report is stored.
-    """
-    if problem := _csrf_problem(request.form):
-        return render_template("public/refused.html", reason=problem), 400
-    services = current()
-    # A full store turns the report away now, before sealing and before the costly derivation;
-    # the smallest report is one sealed manifest.
-    with services.sessions() as session:
-        intake.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
-    ticket, reply_key = intake.prepare_report(services, _session_binding())
-    return jsonify({"ticket": ticket, "reply_public_key": crypto.b64encode(reply_key)})
-
-
-def _session_binding() -> bytes:
-    # The session's random CSRF secret: a ticket carried to another browser is of no use there.
-    return tickets.session_binding(str(browser_session.get("csrf_token", "")))
-
-
-@bp.post("/submit/sealed")
-@sealed_report_limit
-def submit_sealed() -> tuple[str, int]:
-    """A report sealed in the browser: only its structure and its ticket are checked."""
-    return _sealed("report")
-
-
-def _sealed(kind: str) -> tuple[str, int]:
-    services = current()
-    with services.sessions() as session:
-        intake.check_quota(services, session, request.content_length or 0)
-        staged = uploads.expect_uploads(services.store, uploads.RAW, max_files=101)
-        form = request.form
-        parts = staged.finish()
-        if form.get(questionnaire.HONEYPOT):
-            return _quietly_dropped(staged)
-        if problem := _csrf_problem(form):
-            return render_template("public/refused.html", reason=problem), 400
-        case = None
-        if kind == "follow-up":
-            try:
-                case, _derived = intake.find_case(services, session, form.get("receipt", ""))
-            except intake.NoSuchCase:
-                return render_template("public/refused.html", reason=_no_case()), 400
-        try:
-            receipt, _submission = intake.accept_sealed(
-                services,
-                session,
-                staged.staging,
-                kind=kind,
-                declared_files=form.get("file_count", ""),
-                parts=parts,
-                case=case,
-                ticket=form.get("ticket", ""),
-                binding=_session_binding(),
-                extra_parts=staged.overflow,
-            )
-        except intake.TicketRefused:
-            # The script asks for a fresh ticket on every try: sending again is the remedy.
-            return render_template("public/refused.html", reason=_expired()), 400
-        except intake.Refused as exc:
-            return render_template("public/refused.html", reason=str(exc)), 400
-        staged.committed = True
-    if kind == "follow-up":
-        return render_template("public/follow_up_done.html", sealed_by="browser"), 200
-    return render_template("public/receipt.html", receipt=receipt, sealed_by="browser"), 200
-
-
 def _within_file_limit(
     staged: uploads.Uploads, files: list[uploads.Part]
 ) -> tuple[list[uploads.Part], list[questionnaire.Problem]]:
@@ -466,117 +156,6 @@ def _quietly_dropped(staged: uploads.Uploads) -> tuple[str, int]:
 
 def _no_case() -> str:
     return _("No case matches this receipt. Check the 25 digits and try again.")
-
-
-# ---------------------------------------------------------------------------------------------
-# Follow-up
-
-
-@bp.get("/follow-up")
-def follow_up() -> str:
-    """Ask for the receipt."""
-    return render_template(
-        "public/follow_up_receipt.html", problem=None, csrf_token=generate_csrf()
-    )
-
-
-@bp.post("/follow-up")
-@follow_up_limit
-def follow_up_post() -> tuple[str, int]:
-    """Open a case with its receipt: show replies; add information to it."""
-    services = current()
-    with services.sessions() as session:
-        staged = uploads.expect_uploads(
-            services.store, uploads.SEAL, max_files=100, fields=frozenset({ATTACHMENTS})
-        )
-        form = request.form
-        files = kept.restore(form, staged, services.store)
-        files += [p for p in staged.finish() if p.field == ATTACHMENTS]
-        receipt = form.get("receipt", "")
-        adding = form.get("step") == "add"
-        problem = _csrf_problem(form)
-        if problem and not adding:
-            staged.discard()
-            return _receipt_page(problem, receipt), 400
-        try:
-            case, derived = intake.find_case(services, session, receipt)
-        except intake.NoSuchCase:
-            staged.discard()
-            return _receipt_page(problem or _no_case(), receipt), 400
-        replies = intake.replies(services, case, derived)
-        if not adding:
-            staged.discard()
-            return _case_page(receipt, replies, MultiDict(), [], []), 200
-        if form.get(questionnaire.HONEYPOT):
-            return _quietly_dropped(staged)
-        values = questionnaire.collect(form.to_dict(flat=False), questionnaire.FOLLOW_UP_FIELDS)
-        files, file_problems = _within_file_limit(staged, files)
-        problems = questionnaire.check(values, questionnaire.FOLLOW_UP_FIELDS) + file_problems
-        if problem or problems:
-            # An expired form comes back like one with a problem: the case page, with the
-            # new information as typed (its attachments are kept only for a trusted form).
-            kept_files = _keep(services, staged, files, problems, trusted=problem is None)
-            return _case_page(receipt, replies, form, problems, kept_files, problem), 400
-        # This request's files are already in staging, which the quota counts.
-        intake.check_quota(services, session, 0)
-        try:
-            intake.seal_on_arrival(
-                services,
-                session,
-                staged.staging,
-                kind="follow-up",
-                locale=i18n.current(),
-                fields=values,
-                parts=files,
-                case=case,
-            )
-        except intake.TooLong:
-            problems = [questionnaire.Problem("description", ALL_TOO_LONG)]
-            kept_files = _keep(services, staged, files, problems, trusted=True)
-            return _case_page(receipt, replies, form, problems, kept_files), 400
-        staged.committed = True
-    return render_template("public/follow_up_done.html", sealed_by="server"), 200
-
-
-def _receipt_page(problem: str, receipt: str) -> str:
-    # What was typed comes back, so a mistyped digit can be corrected in place.
-    return render_template(
-        "public/follow_up_receipt.html",
-        problem=problem,
-        receipt=receipt[:100],
-        csrf_token=generate_csrf(),
-    )
-
-
-def _case_page(
-    receipt: str,
-    replies: list[intake.Reply] | None,
-    values: MultiDict[str, str],
-    problems: list[questionnaire.Problem],
-    kept_files: list[kept.KeptFile],
-    notice: str | None = None,
-) -> str:
-    return render_template(
-        "public/follow_up_case.html",
-        receipt=receipt[:100],
-        replies=replies,
-        fields=questionnaire.FOLLOW_UP_FIELDS,
-        values=_echo(values, questionnaire.FOLLOW_UP_FIELDS),
-        problems={p.field: p.message for p in problems},
-        problem_list=problems,
-        notice=notice,
-        kept_files=kept_files,
-        kept_token=kept.token(kept_files),
-        csrf_token=generate_csrf(),
-        **_sealing_page(current()),
-    )
-
-
-@bp.post("/follow-up/sealed")
-@follow_up_limit
-def follow_up_sealed() -> tuple[str, int]:
-    """A follow-up sealed in the browser."""
-    return _sealed("follow-up")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -621,3 +200,7 @@ def _filesize(size: int) -> str:
             return f"{size} {unit}"
         size //= 1000
     return f"{size} GB"
+
+
+# The views register themselves on `bp` when their modules are imported.
+from portal.web.public import followup, pages, report, sealed  # noqa: E402, F401
