@@ -77,7 +77,8 @@ def check_quota(services: Services, session: Session, incoming: int) -> None:
         raise QuotaExceeded
 
 
-def _derive(receipt: str, secret: bytes, opslimit: int, memlimit: int) -> receipts.Derived:
+def derive_receipt(receipt: str, secret: bytes, opslimit: int, memlimit: int) -> receipts.Derived:
+    """`receipts.derive` as the sites run it: one per core at a time, off the event loop."""
     # Each derivation holds its whole memory cost while it runs, and more of them at once
     # than there are cores is no faster: they take turns, off the event loop under gevent, so
     # a flood of reports costs at most one memory cost per core and stalls nobody else.
@@ -88,7 +89,7 @@ def new_receipt(services: Services) -> tuple[str, receipts.Derived]:
     """A fresh receipt and what it derives (the costly Argon2id step)."""
     receipt = receipts.new_receipt()
     opslimit, memlimit = services.config.receipt_limits
-    return receipt, _derive(receipt, services.installation_secret, opslimit, memlimit)
+    return receipt, derive_receipt(receipt, services.installation_secret, opslimit, memlimit)
 
 
 def _add_case(session: Session, lookup: bytes, reply_public_key: bytes) -> Case:
@@ -136,7 +137,7 @@ def find_case(services: Services, session: Session, receipt: str) -> tuple[Case,
     """The case a receipt opens; NoSuchCase (also for input that is no receipt at all)."""
     opslimit, memlimit = services.config.receipt_limits
     try:
-        derived = _derive(receipt, services.installation_secret, opslimit, memlimit)
+        derived = derive_receipt(receipt, services.installation_secret, opslimit, memlimit)
     except receipts.ReceiptError as exc:
         raise NoSuchCase(str(exc)) from exc
     case = session.scalar(select(Case).where(Case.receipt_lookup == derived.lookup))
