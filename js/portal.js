@@ -10,6 +10,7 @@ import {
   parsePublicKey, sealManifest,
 } from './envelope.js';
 import { guardLanguageLinks } from './language.js';
+import { checkForm, linkSummary } from './problems.js';
 
 /**
  * The element with this id, if the page has it.
@@ -110,12 +111,17 @@ class StatusView {
 /**
  * Replace the page's main element with that of the receipt page and move focus to its heading.
  * @param {Document} page
+ * @param {HTMLFormElement} form the form that was sent
  * @returns {boolean} false when the response holds no main element
  */
-function showReceiptPage(page) {
+function showReceiptPage(page, form) {
   const fresh = page.querySelector('main');
   const current = document.querySelector('main');
   if (!fresh || !current) return false;
+  // The server never saw the answer to "is anyone in immediate danger": the page says it here.
+  const urgent = form.querySelector('input[name="urgent"][value="yes"]');
+  const note = fresh.querySelector('#urgent-note');
+  if (note && urgent && /** @type {HTMLInputElement} */ (urgent).checked) note.hidden = false;
   current.replaceWith(document.adoptNode(fresh));
   if (page.title) document.title = page.title;
   const heading = fresh.querySelector('h1');
@@ -213,7 +219,7 @@ async function submitSealed(form, teamKey, view, signal, onUploadStart) {
   view.say(message('seal-msg-uploading'));
   view.bytes(0, null);
   const { status, page } = await upload(form, sealedManifest, blobs, view, onUploadStart);
-  if (status === 200 && showReceiptPage(page)) return true;
+  if (status === 200 && showReceiptPage(page, form)) return true;
   const error = page.querySelector('[data-error-message]');
   const text = error ? error.textContent.trim() : '';
   view.say(text || message('seal-msg-failed'));
@@ -254,7 +260,7 @@ function enhance(form) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (cancel) return;
-    if (!form.reportValidity()) return;
+    if (!checkForm(form)) return;
 
     const controller = new AbortController();
     let abortUpload = () => {};
@@ -308,13 +314,31 @@ function showSealingFingerprint() {
 }
 
 /**
- * "Leave quickly" replaces this page in the tab's history, so that the Back button does not
- * bring a filled form back into view. Without the script it is an ordinary link.
+ * Empty every form of the page: text, choices, lists and chosen files.
+ */
+function emptyForms() {
+  for (const form of Array.from(document.forms)) {
+    for (const control of Array.from(form.elements)) {
+      const element = /** @type {HTMLInputElement} */ (control);
+      const type = (element.type || '').toLowerCase();
+      if (type === 'hidden' || type === 'submit' || type === 'button') continue;
+      if (type === 'radio' || type === 'checkbox') element.checked = false;
+      else if (element.tagName === 'SELECT') /** @type {any} */ (element).selectedIndex = 0;
+      else element.value = '';
+    }
+  }
+}
+
+/**
+ * "Leave quickly" empties the forms, then replaces this page in the tab's history, so that the
+ * Back button brings back neither the page nor what was typed. Without the script it is an
+ * ordinary link (and the form page says what Back does then).
  */
 function leaveWithoutHistory() {
   for (const link of document.querySelectorAll('a.leave')) {
     link.addEventListener('click', (event) => {
       event.preventDefault();
+      emptyForms();
       window.location.replace(link.href);
     });
   }
@@ -324,6 +348,7 @@ function leaveWithoutHistory() {
 function start() {
   guardLanguageLinks(document);
   leaveWithoutHistory();
+  linkSummary(document);
   showSealingFingerprint();
   for (const id of ['report-form', 'followup-form']) {
     const form = byId(id);

@@ -619,7 +619,7 @@ def _fields_for(kind: str) -> list[tuple[str, tuple[schema.Field, ...]]]:
 
 def _value_lines(spec: schema.Field, value: envelope.FieldValue) -> list[str]:
     items = value if isinstance(value, list) else [value]
-    if spec.kind in (schema.RADIO, schema.CHECKBOXES):
+    if spec.kind in (schema.RADIO, schema.CHECKBOXES, schema.SELECT):
         lines = []
         for item in items:
             label = dict(spec.choices).get(item)
@@ -642,6 +642,13 @@ def render_report(record: dict[str, Any]) -> str:
     lines = [
         f"{KIND_TITLES.get(kind, kind)} — reprisals portal",
         "=" * 60,
+    ]
+    if is_urgent(fields):
+        details = fields.get("urgent_details", "")
+        lines.append("URGENT:      someone is in immediate danger")
+        if isinstance(details, str) and details:
+            lines.append(f"             {_one_line(details)}")
+    lines += [
         f"Case:        {record['case']}",
         f"Submission:  {record['id']} ({kind})",
         f"Received:    {record['received_day']} (the day, UTC; no time is kept)",
@@ -783,6 +790,11 @@ def collect_cases(out: Path) -> tuple[list[CaseSummary], list[str]]:
     return summaries, problems
 
 
+def is_urgent(fields: object) -> bool:
+    """Whether the submitter said someone is in immediate danger."""
+    return isinstance(fields, dict) and fields.get(schema.URGENT) == "yes"
+
+
 def _labels(name: str, value: object) -> str:
     spec = schema.FIELDS_BY_NAME.get(name)
     items = value if isinstance(value, list) else [] if value is None else [value]
@@ -791,12 +803,32 @@ def _labels(name: str, value: object) -> str:
     return "; ".join(spec.choice_label(str(item)) for item in items)
 
 
+def _cell(name: str, fields: dict[str, Any]) -> str:
+    """A column of the index: the answer in English, with what "other" was where it was given."""
+    shown = _labels(name, fields.get(name))
+    other = fields.get(f"{name}_other")
+    if isinstance(other, str) and other:
+        shown += f" ({_one_line(other)})"
+    return shown
+
+
+def _period(fields: dict[str, Any]) -> str:
+    start, end = fields.get("incident_from"), fields.get("incident_to")
+    if not start and not end:
+        return ""
+    return f"{_one_line(str(start or '?'))} to {_one_line(str(end or 'ongoing'))}"
+
+
 INDEX_COLUMNS = (
     ("submitter_role", "Who"),
+    ("consent_of", "Whose consent"),
     ("country", "Country"),
-    ("violations", "What happened"),
+    ("state_responsible", "State responsible"),
+    ("violations", "What was done"),
+    ("un_bodies", "UN body"),
     ("consent_raise", "May raise with the State"),
     ("consent_report", "In the annual report"),
+    ("consent_share_un", "May share within the UN"),
     ("consent_contact", "May contact"),
 )
 
@@ -815,15 +847,19 @@ th {{ background: #eee; }}
 td ul {{ margin: 0; padding-inline-start: 1rem; }}
 .none {{ color: #777; }}
 .day, a {{ white-space: nowrap; }}
+.urgent {{ background: #fde2e1; font-weight: bold; }}
+dt {{ font-weight: bold; }}
+dd {{ margin: 0 0 .3rem 0; white-space: pre-wrap; }}
 </style>
 </head>
 <body>
 <h1>Cases</h1>
-<p>{count} case(s), made from every report.json under this folder.
+<p>{count} case(s), made from every report.json under this folder, {urgent} urgent (first).
 Each case links to its report.txt; attachments are in each case's folder.</p>
 <table>
-<thead><tr><th>Case</th><th>First received</th><th>Language</th>{headers}<th>Follow-ups</th>\
-<th>Replies</th><th>Attachments</th><th>Latest</th></tr></thead>
+<thead><tr><th>Urgent</th><th>Case</th><th>First received</th><th>Language</th>{headers}\
+<th>When</th><th>Group (women)</th><th>Follow-ups</th><th>Replies</th><th>Attachments</th>\
+<th>Latest</th><th>Every answer</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -837,10 +873,28 @@ def _link(relative: str, text: str) -> str:
     return f'<a href="{html.escape(quote(relative))}">{html.escape(text)}</a>'
 
 
+def _every_answer(fields: dict[str, Any]) -> str:
+    """Every answer but the description (in report.txt), as a closed list to open."""
+    items = []
+    for spec in schema.REPORT_FIELDS:
+        if spec.name == "description" or spec.name not in fields:
+            continue
+        value = fields[spec.name]
+        if spec.choices:
+            shown = _labels(spec.name, value)
+        else:
+            shown = "\n".join(value) if isinstance(value, list) else str(value)
+        items.append(f"<dt>{html.escape(spec.label)}</dt><dd>{html.escape(_printable(shown))}</dd>")
+    if not items:
+        return '<span class="none">none</span>'
+    return f"<details><summary>{len(items)} answer(s)</summary><dl>{''.join(items)}</dl></details>"
+
+
 def render_index(summaries: list[CaseSummary]) -> str:
-    """A self-contained HTML table of every case: no script, every text escaped."""
+    """A self-contained HTML table of every case, urgent ones first: no script, text escaped."""
     rows = []
-    for s in summaries:
+    urgent_first = sorted(summaries, key=lambda s: not is_urgent((s.report or {}).get("fields")))
+    for s in urgent_first:
         report = s.report or {}
         fields = report.get("fields", {}) if isinstance(report.get("fields"), dict) else {}
         documents = []
@@ -851,25 +905,38 @@ def render_index(summaries: list[CaseSummary]) -> str:
         for folder, record in s.later:
             label = f"{record.get('kind', '')} {record.get('received_day', '')}"
             documents.append(_link(f"{s.case}/{folder}/{REPORT_TXT}", label))
+        urgent = is_urgent(fields)
+        details = fields.get("urgent_details")
+        flag = "URGENT" + (
+            f": {_one_line(details)}" if isinstance(details, str) and details else ""
+        )
         cells = [
+            f'<td class="urgent">{html.escape(flag)}</td>' if urgent else "<td></td>",
             f"<td>{html.escape(s.case)}<ul>"
             + "".join(f"<li>{d}</li>" for d in documents)
             + "</ul></td>",
             f'<td class="day">{html.escape(s.first_day())}</td>',
             f"<td>{html.escape(language_name(str(report.get('locale', ''))))}</td>",
         ]
+        cells += [f"<td>{html.escape(_cell(name, fields))}</td>" for name, _ in INDEX_COLUMNS]
+        group = _labels("group_size", fields.get("group_size"))
+        if group and fields.get("group_women"):
+            group += f" ({_labels('group_women', fields.get('group_women'))})"
         cells += [
-            f"<td>{html.escape(_labels(name, fields.get(name)))}</td>" for name, _ in INDEX_COLUMNS
-        ]
-        cells += [
+            f'<td class="day">{html.escape(_period(fields))}</td>',
+            f"<td>{html.escape(group)}</td>",
             f"<td>{s.count('follow-up')}</td>",
             f"<td>{s.count('reply')}</td>",
             f"<td>{s.attachments()}</td>",
             f'<td class="day">{html.escape(s.last_day())}</td>',
+            f"<td>{_every_answer(fields)}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     headers = "".join(f"<th>{html.escape(title)}</th>" for _, title in INDEX_COLUMNS)
-    return INDEX_PAGE.format(count=len(summaries), headers=headers, rows="\n".join(rows))
+    urgent_count = sum(1 for s in summaries if is_urgent((s.report or {}).get("fields")))
+    return INDEX_PAGE.format(
+        count=len(summaries), urgent=urgent_count, headers=headers, rows="\n".join(rows)
+    )
 
 
 # What a spreadsheet may read as the start of a formula, and what it may split a cell at: the
@@ -895,6 +962,8 @@ CSV_COLUMNS = (
     "attachments",
     "last_day",
     *schema.STRUCTURED_FIELDS,
+    # The English names beside the ISO codes, for people reading the table.
+    *(f"{f.name}_name" for f in schema.REPORT_FIELDS if f.territories),
 )
 
 
@@ -921,6 +990,9 @@ def render_csv(summaries: list[CaseSummary]) -> str:
             value = fields.get(name)
             items = value if isinstance(value, list) else [] if value is None else [value]
             row.append(";".join(_one_line(str(item)) for item in items))
+        for spec in schema.REPORT_FIELDS:
+            if spec.territories:
+                row.append(_labels(spec.name, fields.get(spec.name)))
         writer.writerow([csv_cell(cell) for cell in row])
     return buffer.getvalue()
 

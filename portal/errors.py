@@ -13,17 +13,9 @@ import traceback
 from flask import Flask, Response, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from portal import intake, uploads
+from portal import intake, presenting, uploads
 
 log = logging.getLogger("portal")
-
-
-def _human_size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
-        n //= 1024
-    return str(n)
 
 
 def init_app(app: Flask, max_upload_bytes: int) -> None:
@@ -32,7 +24,8 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
         uploads.release()
-        return render_template("errors/too_large.html", limit=_human_size(max_upload_bytes)), 413
+        limit = presenting.filesize(max_upload_bytes)
+        return render_template("errors/too_large.html", limit=limit), 413
 
     @app.errorhandler(intake.QuotaExceeded)
     def _full(error: intake.QuotaExceeded) -> tuple[str, int]:

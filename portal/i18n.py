@@ -38,6 +38,7 @@ CHOOSER_PURPOSE = N_("Report intimidation or reprisals for cooperating with the 
 SAME_PAGE_AFTER_POST = {
     "public.submit_post": "public.submit",
     "public.follow_up_post": "public.follow_up",
+    "public.case_file_post": "public.case_file",
 }
 
 log = logging.getLogger("portal")

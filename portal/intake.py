@@ -18,15 +18,37 @@ from sqlalchemy.orm import Session
 
 from portal import bundle, crypto, envelope, receipts, storage
 from portal.models import Case, Submission
-from portal.schema import FieldValues
+from portal.schema import N_, FieldValues
 from portal.services import Services, today
 from portal.uploads import Part
 
 REPLY_KIND = "reply"
+TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
+DAMAGED_UPLOAD = N_(
+    "The sealed report was damaged on the way, so nothing was stored. Please send it again."
+)
+NOT_A_CASE_FILE = N_(
+    "This file is not a sealed case file, so none of it was stored. Only a file made by the "
+    "portal's sealing tool for organisations (its name ends in .sealed) can be uploaded here. To "
+    "send photos or documents, attach them to the report form instead."
+)
+DAMAGED_CASE_FILE = N_(
+    "This sealed case file is damaged or incomplete, so none of it was stored. Seal the case "
+    "again and upload the new file."
+)
 
 
 class Refused(Exception):
-    """An upload that breaks the rules; the message is for the person who sent it."""
+    """An upload that breaks the rules; the message is for the person who sent it.
+
+    `message` is English marked for translation, with `%(name)s` placeholders filled from
+    `params`: the page shows it in its own language, and `str()` gives the English.
+    """
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 class TooLong(Refused):
@@ -150,11 +172,11 @@ def seal_on_arrival(
     A report opens a new case and returns its receipt; a follow-up joins `case`.
     """
     if len(parts) > envelope.MAX_FILES:
-        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
     files = []
     for part in parts:
         if part.key is None:
-            raise Refused("An attachment was not sealed on arrival.")
+            raise Refused(DAMAGED_UPLOAD)
         files.append(
             envelope.FileEntry(
                 part.filename[:255] or "attachment",
@@ -206,27 +228,25 @@ def accept_sealed(
     `extra_parts` counts the file parts the upload held beyond what was staged.
     """
     if extra_parts:
-        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
     manifests = [p for p in parts if p.field == "manifest"]
     blobs = [p for p in parts if p.field == "blob"]
     if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
-        raise Refused(
-            "The upload must hold one sealed manifest and the sealed files, nothing else."
-        )
+        raise Refused(DAMAGED_UPLOAD)
     try:
         count = int(declared_files)
     except ValueError:
-        raise Refused("The upload does not say how many files it holds.") from None
+        raise Refused(DAMAGED_UPLOAD) from None
     if count != len(blobs):
-        raise Refused(f"The upload says it holds {count} files but holds {len(blobs)}.")
+        raise Refused(DAMAGED_UPLOAD)
     if count > envelope.MAX_FILES:
-        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
     try:
         envelope.check_sealed_manifest_length(manifests[0].size)
         for index, blob in enumerate(blobs):
             envelope.check_blob_length(blob.size, index)
     except envelope.EnvelopeError as exc:
-        raise Refused(str(exc)) from exc
+        raise Refused(DAMAGED_UPLOAD) from exc
     receipt = None
     if case is None:
         receipt, case, _derived = new_case(services, session)
@@ -250,15 +270,17 @@ def accept_case_file(
 ) -> tuple[str, Submission]:
     """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
     if part.not_bundle:
-        raise Refused(
-            "This file is not a sealed case file made by `portal seal` (it does not begin with "
-            "a bundle's index), so none of it was stored."
-        )
+        raise Refused(NOT_A_CASE_FILE)
     source = staging.path / part.name
     try:
         with bundle.Reader(source) as reader:
             if len(reader.entries) != 1 or reader.entries[0].kind != "report":
-                raise Refused("A sealed case file holds exactly one report.")
+                raise Refused(
+                    N_(
+                        "A sealed case file holds exactly one report; this one holds something "
+                        "else, so none of it was stored."
+                    )
+                )
             reader.check_structure()
             entry = reader.entries[0]
             with (
@@ -273,10 +295,10 @@ def accept_case_file(
                 ):
                     _copy(src, out)
     except envelope.EnvelopeError as exc:
-        raise Refused(str(exc)) from exc
+        raise Refused(DAMAGED_CASE_FILE) from exc
     except (tarfile.TarError, EOFError) as exc:
         # The headers listed the pieces, but a piece breaks off before its recorded end.
-        raise Refused("The sealed case file is truncated or damaged.") from exc
+        raise Refused(DAMAGED_CASE_FILE) from exc
     source.unlink()
     receipt, case, _derived = new_case(services, session)
     submission = _store(

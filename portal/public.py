@@ -20,11 +20,10 @@ from flask import (
 )
 from flask_babel import gettext
 from flask_wtf.csrf import generate_csrf, validate_csrf
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal import envelope, headers, i18n, intake, kept, schema, uploads
+from portal import envelope, headers, i18n, intake, kept, presenting, schema, uploads
 from portal.limits import limiter
 from portal.schema import N_
 from portal.services import Services, current
@@ -38,9 +37,6 @@ def _(text: str, **variables: str) -> str:
 
 
 ATTACHMENTS = "attachments"
-# A hidden input of the relay's upload form, so that posting it with no file chosen is told
-# apart from an empty report.
-RELAY_FORM = "relay_upload"
 # What the problem summary calls each field: the same words as the label on its page (the
 # follow-up form's "description" is labelled "New information").
 REPORT_LABELS = {f.name: f.label for f in schema.REPORT_FIELDS} | {ATTACHMENTS: N_("Attachments")}
@@ -144,6 +140,8 @@ def render_report(
     return render_template(
         "public/submit.html",
         sections=schema.REPORT_SECTIONS,
+        details_title=schema.DETAILS_TITLE,
+        details_intro=schema.DETAILS_INTRO,
         values=values or MultiDict(),
         problems={p.field: p.message for p in problems or ()},
         problem_list=problems or [],
@@ -202,10 +200,8 @@ def submit_post() -> tuple[str, int]:
         form = request.form
         if form.get(schema.HONEYPOT):
             return _quietly_dropped(staged)
-        relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
+        staged.finish()
         problem = _csrf_problem(form)
-        if relay or form.get(RELAY_FORM):
-            return _accept_case_file(services, session, staged, relay, problem)
         files = kept.restore(form, staged) + [p for p in staged.parts if p.field == ATTACHMENTS]
         files, file_problems = _within_file_limit(staged, files)
         values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
@@ -228,39 +224,67 @@ def submit_post() -> tuple[str, int]:
             problems = [schema.Problem("description", ALL_TOO_LONG)]
             return render_report(form, problems, None, kept.describe(staged, files), 400)
         staged.committed = True
-    return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
+    urgent = values.get(schema.URGENT) == "yes"
+    return render_template(
+        "public/receipt.html", receipt=receipt, sealed_by="server", urgent=urgent
+    ), 200
 
 
-def _accept_case_file(
-    services: Services,
-    session: Session,
-    staged: uploads.Uploads,
-    relay: list[uploads.Part],
-    problem: str | None,
-) -> tuple[str, int]:
-    """A relay's sealed case file, from the form below the report form (it has no fields)."""
-    if problem:
-        return render_report(
-            notice=_(
-                "This form had expired, so the sealed case file was not received. Please choose "
-                "it again and upload it."
-            ),
-            status=400,
-        )
-    if not relay:
-        return render_report(notice=_("Choose the sealed case file to upload."), status=400)
-    if len(relay) != 1 or len(staged.parts) != 1:
-        return render_report(
-            notice=_("Send one sealed case file at a time, without other attachments."), status=400
-        )
-    try:
-        receipt, _submission = intake.accept_case_file(services, session, staged.staging, relay[0])
-    except intake.Refused as exc:
-        return render_report(
-            notice=_("The sealed case file was refused: %(reason)s", reason=str(exc)), status=400
-        )
-    staged.committed = True
+def render_case_file(notice: str | None = None, status: int = 200) -> tuple[str, int]:
+    """The organisations' page for a case sealed on their own computer."""
+    return render_template(
+        "public/case_file.html", notice=notice, csrf_token=generate_csrf()
+    ), status
+
+
+@bp.get("/sealed-case")
+def case_file() -> tuple[str, int]:
+    """The upload form for a sealed case file, on a page of its own: a photo chosen here by
+    mistake cannot cost a person what they typed in the report form."""
+    return render_case_file()
+
+
+@bp.post("/sealed-case")
+@report_limit
+def case_file_post() -> tuple[str, int]:
+    """A relay's sealed case file (a bundle of one report), stored as it is once checked."""
+    services = current()
+    with services.sessions() as session:
+        intake.check_quota(services, session, request.content_length or 0)
+        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=1)
+        form = request.form
+        relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
+        if _csrf_problem(form):
+            staged.discard()
+            return render_case_file(
+                _(
+                    "This form had expired, so the sealed case file was not received. Please "
+                    "choose it again and upload it."
+                ),
+                400,
+            )
+        if not relay:
+            staged.discard()
+            return render_case_file(_("Choose the sealed case file to upload."), 400)
+        if len(relay) != 1 or len(staged.parts) != 1 or staged.overflow:
+            staged.discard()
+            return render_case_file(
+                _("Send one sealed case file at a time, without other attachments."), 400
+            )
+        try:
+            receipt, _submission = intake.accept_case_file(
+                services, session, staged.staging, relay[0]
+            )
+        except intake.Refused as exc:
+            staged.discard()
+            return render_case_file(refusal(exc), 400)
+        staged.committed = True
     return render_template("public/receipt.html", receipt=receipt, sealed_by="relay-tool"), 200
+
+
+def refusal(exc: intake.Refused) -> str:
+    """Why an upload was refused, in the page's language."""
+    return _(exc.message, **{k: str(v) for k, v in exc.params.items()})
 
 
 @bp.post("/submit/sealed")
@@ -299,7 +323,7 @@ def _sealed(kind: str) -> tuple[str, int]:
                 extra_parts=staged.overflow,
             )
         except intake.Refused as exc:
-            return render_template("public/refused.html", reason=str(exc)), 400
+            return render_template("public/refused.html", reason=refusal(exc)), 400
         staged.committed = True
     if kind == "follow-up":
         return render_template("public/follow_up_done.html", sealed_by="browser"), 200
@@ -474,18 +498,13 @@ def register(app: Flask) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.globals["field_label"] = _field_label
-    app.jinja_env.filters["filesize"] = _filesize
+    app.jinja_env.globals["choice_labels"] = presenting.choice_labels
+    app.jinja_env.globals["pattern_problem"] = presenting.pattern_problem
+    app.jinja_env.globals["problem_line"] = presenting.problem_line
+    app.jinja_env.filters["filesize"] = presenting.filesize
 
 
 def _field_label(name: str) -> str:
     """The label of a field as the current page shows it, untranslated."""
     labels = FOLLOW_UP_LABELS if request.endpoint == "public.follow_up_post" else REPORT_LABELS
     return labels.get(name, name)
-
-
-def _filesize(size: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if size < 1000:
-            return f"{size} {unit}"
-        size //= 1000
-    return f"{size} GB"

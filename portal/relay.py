@@ -131,6 +131,10 @@ def check_case(case: Case) -> None:
         for problem in problems:
             field = schema.FIELDS_BY_NAME[problem.field]
             choices = ", ".join(value for value, _ in field.choices)
+            if field.territories:
+                choices = "an ISO 3166-1 alpha-2 code such as KE or UA, or other"
+            elif field.pattern:
+                choices = "YYYY-MM" if field.kind == schema.MONTH else "digits"
             hint = f" (choices: {choices})" if choices else ""
             lines.append(f"{problem.field}: {problem.message}{hint}")
         raise SealError(f"{case.where}: " + "; ".join(lines))

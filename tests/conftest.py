@@ -155,7 +155,9 @@ def receipt_of(html: str) -> str:
 
 MINIMAL_REPORT = {
     "description": "Travel ban after speaking at the Human Rights Council.",
+    "consent_of": "self",
     "consent_raise": "no",
     "consent_report": "anonymous",
+    "consent_share_un": "yes",
     "consent_contact": "portal",
 }

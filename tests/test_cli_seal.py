@@ -16,7 +16,9 @@ from portal.cli import main
 
 REQUIRED = [
     "description=Detained at the airport after speaking in Geneva.",
+    "consent_of=self",
     "consent_raise=yes",
+    "consent_share_un=no",
     "consent_report=anonymous",
     "consent_contact=no",
 ]
@@ -65,7 +67,7 @@ def test_seal_one_case_with_fields_and_files(tmp_path: Path, team: tuple[bytes, 
     out = tmp_path / "case.sealed"
     result = seal(
         tmp_path, team_pub, "--out", str(out), "--locale", "fr",
-        *fields_args("violations=threats", "violations=surveillance", "country=Freedonia"),
+        *fields_args("violations=threats", "violations=surveillance", "country=KE"),
         str(tmp_path / "photo.jpg"), str(tmp_path / "empty.txt"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -83,7 +85,7 @@ def test_seal_one_case_with_fields_and_files(tmp_path: Path, team: tuple[bytes, 
     assert manifest.fields == {
         **REQUIRED_FIELDS,
         "violations": ["threats", "surveillance"],
-        "country": "Freedonia",
+        "country": "KE",
     }
     assert [(f.name, f.type, f.size) for f in manifest.files] == [
         ("photo.jpg", "image/jpeg", 70002),
@@ -112,12 +114,15 @@ def test_each_case_gets_fresh_ids(tmp_path: Path, team: tuple[bytes, Path]) -> N
 @pytest.mark.parametrize(
     ("answers", "args", "message"),
     [
-        (["bogus=1"], [], "no field 'bogus'. Known fields: submitter_role"),
+        (["bogus=1"], [], "no field 'bogus'. Known fields: description, urgent"),
         (["novalue"], [], "NAME=VALUE"),
         (["consent_raise=maybe"], [], "consent_raise: Please choose one of the options"),
         (["violations=flying"], [], "violations: Please choose among the options"),
         (["violations=threats", "violations=threats"], [], "violations: Please choose among"),
-        (["country=A", "country=B"], [], "given twice"),
+        (["country=KE", "country=UG"], [], "given twice"),
+        (["country=Freedonia"], [], "country: Please choose one of the options. (choices: an ISO"),
+        (["incident_from=March 2025"], [], "incident_from: Please write the year and month"),
+        (["group_size=about 20"], [], "group_size: Please write a number"),
         (["description=" + "x" * 100_001], [], "description: This is too long"),
         ([], ["--locale", "not a locale"], "not a language code"),
     ],
@@ -159,7 +164,7 @@ def test_seal_never_overwrites(tmp_path: Path, team: tuple[bytes, Path]) -> None
     "args",
     [
         [],
-        ["--json", "{json}", "--field", "country=X"],
+        ["--json", "{json}", "--field", "country=KE"],
         ["--json", "{json}", "--csv", "{csv}"],
         ["--json", "{json}"],  # one case without --out
         ["--json", "{json}", "--out", "{out}", "--out-dir", "{dir}"],
@@ -193,7 +198,7 @@ def test_seal_one_case_from_json(tmp_path: Path, team: tuple[bytes, Path]) -> No
     (tmp_path / "docs" / "letter.pdf").write_bytes(b"%PDF-1.7 letter")
     (tmp_path / "extra.txt").write_bytes(b"extra")
     fields = {**REQUIRED_FIELDS, "violations": "travel_ban", "submitter_role": "representative"}
-    fields["relay_consent"] = "yes"
+    fields["consent_of"] = "person_told"
     case = {"fields": fields, "files": ["docs/letter.pdf"], "locale": "es"}
     (tmp_path / "case.json").write_text(json.dumps(case))
     out = tmp_path / "c.sealed"
@@ -284,13 +289,14 @@ def test_seal_many_cases_from_csv(tmp_path: Path, team: tuple[bytes, Path]) -> N
     (tmp_path / "files" / "one.txt").write_text("one")
     (tmp_path / "files" / "two.txt").write_text("two")
     header = (
-        "description,consent_raise,consent_report,consent_contact,violations,attachments,locale"
+        "description,consent_of,consent_raise,consent_report,consent_share_un,consent_contact,"
+        "violations,attachments,locale"
     )
     rows = [
-        '"Line one\nline two, with a comma",yes,named,no,threats; surveillance ,'
+        '"Line one\nline two, with a comma",self,yes,named,yes,no,threats; surveillance ,'
         "files/one.txt;files/two.txt,fr",
-        "Second case,no,no,no,,,",
-        ",,,,,,",
+        "Second case,person_told,no,no,no,no,,,",
+        ",,,,,,,,",
     ]
     (tmp_path / "cases.csv").write_text("\ufeff" + header + "\r\n" + "\r\n".join(rows) + "\r\n")
     out_dir = tmp_path / "out"
