@@ -578,7 +578,7 @@ def test_report_txt_keeps_the_text_as_written_under_english_labels(
         "Description",
         "Age group",
         "30 to 49",
-        "May the reprisals team raise the case with the State concerned?",
+        "Does the person targeted agree that the team raises the case with the State concerned?",
     ):
         assert label in text
     assert "Tranche d'âge" not in text
