@@ -28,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TeamKeys
 
-from portal import bundle, replies, schema
+from portal import bundle, replies, schema, territories
 from portal.cli import main
 
 from .conftest import LiveSite
@@ -66,13 +66,19 @@ def scripts_run(browser: Firefox | Chromium) -> bool:
 def report_answers(marker: str) -> Answers:
     """An answer to every question of the report form, each text holding its own marker.
 
-    The choices open every conditional question: a representative relaying the case (so
-    consent to relay is asked), "other" in every list that has it, and contact through another
-    channel (so the channel is asked).
+    The choices open every conditional question: an urgent case sent by a relative for a person
+    who cannot be asked, "other" in every list that has it, and contact through another channel
+    (so the channel is asked).
     """
     answers: Answers = {}
     for spec in schema.REPORT_FIELDS:
-        if spec.kind == schema.TEXT:
+        if spec.kind == schema.SELECT:
+            answers[spec.name] = "KE" if spec.name == "country" else "UG"
+        elif spec.kind == schema.MONTH:
+            answers[spec.name] = "2025-03"
+        elif spec.kind == schema.COUNT:
+            answers[spec.name] = "12"
+        elif spec.kind == schema.TEXT:
             answers[spec.name] = f"{marker}-{spec.name} ünïcode 报复 «quoted»"
         elif spec.kind == schema.TEXTAREA:
             answers[spec.name] = f"{marker}-{spec.name} first line\nsecond line: مرحبا"
@@ -81,8 +87,10 @@ def report_answers(marker: str) -> Answers:
         else:
             answers[spec.name] = [spec.choices[0][0], spec.choices[-1][0]]
     answers.update(
-        submitter_role="representative",
-        relay_consent="unable",
+        urgent="yes",
+        submitter_role="relative",
+        consent_of="person_not_reachable",
+        group_women="5",
         consent_raise="no",
         consent_report="anonymous",
         consent_contact="other_channel",
@@ -143,6 +151,8 @@ def fill_answers(browser: Firefox | Chromium, answers: Answers) -> None:
                 browser.check(f'input[name="{name}"][value="{item}"]')
         elif schema.FIELDS_BY_NAME[name].kind == schema.RADIO:
             browser.check(f'input[name="{name}"][value="{value}"]')
+        elif schema.FIELDS_BY_NAME[name].kind == schema.SELECT:
+            browser.select(f"#{name}", value)
         else:
             browser.fill(f"#{name}", value)
 
@@ -294,7 +304,7 @@ def test_journey(
     fill_answers(browser, answers)
     browser.set_files("#attachments", [f.path for f in files])
     browser.screenshot(shots / "report-filled.png")
-    send(browser, "#report-form button[type=submit]", RECEIPT)
+    send(browser, "#send-report", RECEIPT)
     receipt = browser.text(RECEIPT)
     assert len(receipt.replace(" ", "")) == 25, receipt
     assert sealed_by(browser) == sealing
@@ -362,6 +372,40 @@ def test_journey(
     assert team_copy["fields"] == {"message": reply_text}
 
 
+FIREFOX_LEVELS = ("firefox-standard", "firefox-safer", "firefox-safest")
+
+
+@levels(*FIREFOX_LEVELS)
+@pytest.mark.parametrize("lang", ["en", "ar", "zh"])
+def test_an_urgent_case_sent_by_a_relative(
+    browser: Firefox | Chromium, live_site: LiveSite, offline: Offline, lang: str
+) -> None:
+    """The whole new form in English, Arabic and Chinese at Tor Browser's three levels: an
+    urgent case sent by a relative for a person who cannot be asked. The receipt says what to
+    expect; offline, every new answer is there and report.txt says URGENT first."""
+    marker = f"MARK{secrets.token_hex(6)}"
+    answers = report_answers(marker)
+    browser.goto(f"{live_site.url}/{lang}/submit")
+    fill_answers(browser, answers)
+    browser.screenshot(screenshot_dir(f"journeys/{browser.name}") / f"urgent-{lang}.png")
+    send(browser, "#send-report", RECEIPT)
+    assert browser.is_visible("#urgent-note"), "the receipt says nothing of the urgency"
+    sealing = "browser" if scripts_run(browser) else "server"
+    assert browser.attribute(DONE_PAGE, "data-sealed-by") == sealing
+
+    [report] = offline.export_and_decrypt()
+    assert (report["locale"], report["sealed_by"]) == (lang, sealing)
+    assert report["fields"] == answers
+    new = ("urgent", "urgent_details", "consent_of", "consent_share_un", "country",
+           "state_responsible", "incident_from", "incident_to", "cooperation_from",
+           "group_size", "group_women", "earlier_reference")  # fmt: skip
+    assert all(report["fields"].get(name) for name in new)
+    text = (report["folder"] / "report.txt").read_text(encoding="utf-8")
+    assert text.splitlines()[2] == "URGENT:      someone is in immediate danger"
+    assert "Kenya [KE]" in text
+    assert "Uganda [UG]" in text
+
+
 @levels(*ALL_LEVELS)
 def test_the_key_page_shows_the_key_the_script_seals_to(
     browser: Firefox | Chromium, live_site: LiveSite, sealing_script: Path
@@ -392,8 +436,10 @@ def test_a_20_mib_attachment_is_sealed_in_the_browser_and_comes_back_whole(
     marker = f"MARK{secrets.token_hex(6)}"
     answers: Answers = {
         "description": f"{marker}-description A recording of the threats.",
+        "consent_of": "self",
         "consent_raise": "yes",
         "consent_report": "no",
+        "consent_share_un": "no",
         "consent_contact": "portal",
     }
     big = attachment(
@@ -403,7 +449,7 @@ def test_a_20_mib_attachment_is_sealed_in_the_browser_and_comes_back_whole(
     fill_answers(browser, answers)
     browser.set_files("#attachments", [big.path])
     started = time.monotonic()
-    send(browser, "#report-form button[type=submit]", RECEIPT)
+    send(browser, "#send-report", RECEIPT)
     seconds = time.monotonic() - started
     assert sealed_by(browser) == "browser"
     assert not posts(live_site, "/en/submit")
@@ -424,6 +470,7 @@ _FOCUSED = """
 const e = document.activeElement;
 if (!e || e === document.body) return null;
 return {tag: e.tagName.toLowerCase(), type: e.type || '', name: e.getAttribute('name') || '',
+        id: e.id || '',
         value: e.value || '', checked: !!e.checked, form: e.form ? e.form.id : ''};
 """
 # Playwright's names for the keys, and WebDriver's code points for them.
@@ -498,7 +545,7 @@ def test_the_report_form_by_keyboard_alone(
         now = focused(browser)
         if now is None or now["form"] != "report-form":
             continue
-        if now["tag"] == "button" and now["type"] == "submit":
+        if now["id"] == "send-report":
             break
         name, wanted = now["name"], answers.get(now["name"])
         if wanted is None:
@@ -520,6 +567,12 @@ def test_the_report_form_by_keyboard_alone(
         elif now["tag"] == "textarea" or now["type"] == "text":
             assert isinstance(wanted, str)
             keyboard.type(wanted)
+        elif now["tag"] == "select":
+            # Typing a name chooses it, as in any list box.
+            keyboard.type(territories.ENGLISH_NAMES[str(wanted)])
+            after = focused(browser)
+            assert after is not None
+            assert after["value"] == wanted, after
         else:
             continue
         answered.add(name)
