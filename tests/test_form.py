@@ -127,7 +127,9 @@ def test_a_damaged_sealed_report_is_refused_in_the_pages_language(client: FlaskC
     assert "تلف البلاغ المختوم" in text
 
 
-@pytest.mark.parametrize(("lang", "unit"), [("en", "180 kB"), ("fr", "180\u202fko"), ("ru", "180 кБ")])
+@pytest.mark.parametrize(
+    ("lang", "unit"), [("en", "180 kB"), ("fr", "180\u202fko"), ("ru", "180 кБ")]
+)
 def test_file_sizes_are_in_the_pages_language(app: Flask, lang: str, unit: str) -> None:
     with app.test_request_context(f"/{lang}/submit"):
         from flask import g

@@ -84,3 +84,20 @@ def test_the_report_form_on_a_phone(phone: Chromium, module_site: LiveSite, lang
     assert bottom <= height, where
     assert left >= 0, where
     assert right <= width, where
+
+
+@pytest.mark.parametrize("path", ["/en/", "/en/submit", "/ar/safety"])
+def test_no_console_error(phone: Chromium, module_site: LiveSite, path: str) -> None:
+    """Not even the empty icon's: the policy allows that one data: image."""
+    errors: list[str] = []
+
+    def keep(message: object) -> None:
+        if getattr(message, "type", "") == "error":
+            errors.append(str(getattr(message, "text", "")))
+
+    phone.page.on("console", keep)
+    try:
+        phone.goto(f"{module_site.url}{path}")
+    finally:
+        phone.page.remove_listener("console", keep)
+    assert errors == []
