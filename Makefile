@@ -13,7 +13,7 @@ COMPILED := $(CATALOGUES:.po=.mo)
 # Debian packages the browser and onion tests drive; installed only when running as root.
 SYSTEM_PACKAGES := tor firefox-esr chromium fonts-noto-core fonts-noto-cjk
 
-.PHONY: help setup system-deps lint format test test-python test-js bench run clean translations dist
+.PHONY: help setup system-deps lint format test test-python test-js bench run clean translations dist verify-bundle
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -65,6 +65,9 @@ lint: $(STAMP) ## Ruff (lint and format check) and mypy, strict on portal/
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix portal tests bench tools
 	$(BIN)/ruff format portal tests bench tools
+
+verify-bundle: $(STAMP) $(BUNDLE) $(COMPILED) ## Rebuild portal.js, sealer.js and sealer.html from the tracked source in a temporary folder and compare (KEY=, URL=)
+	$(BIN)/python tools/verify_bundle.py $(if $(KEY),--key $(KEY),$(if $(wildcard keys/team.pub),--key keys/team.pub)) $(if $(URL),--url $(URL))
 
 test-js: $(BUNDLE) ## JavaScript unit tests (Node's test runner) against tests/vectors
 	npm test --silent

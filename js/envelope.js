@@ -188,17 +188,26 @@ export function openSealedBox(ciphertext, recipientSecretKey) {
  */
 
 /**
- * The envelope v1 manifest of a browser-sealed submission, keys in the order of the design.
- * @param {{kind: string, locale: string, fields: Fields, files: FileEntry[]}} parts
+ * The envelope v1 manifest of a submission sealed in a browser, keys in the order of the design.
+ * A report carries the case's reply public key, sealed with it so that no one on the way to
+ * the team can swap it for their own. The offline sealer page says `relay-tool`, as
+ * `portal seal` does, since it writes the same file.
+ * @param {{kind: string, locale: string, fields: Fields, files: FileEntry[],
+ *   replyPublicKey?: Uint8Array, sealedBy?: 'browser' | 'relay-tool'}} parts
  * @returns {object}
  */
-export function buildManifest({ kind, locale, fields, files }) {
+export function buildManifest({
+  kind, locale, fields, files, replyPublicKey, sealedBy = 'browser',
+}) {
   if (kind !== 'report' && kind !== 'follow-up') throw new Error(`Unknown kind: ${kind}`);
-  return {
+  if (sealedBy !== 'browser' && sealedBy !== 'relay-tool') {
+    throw new Error(`Unknown sealer: ${sealedBy}`);
+  }
+  const manifest = {
     format: 'portal-envelope',
     version: 1,
     kind,
-    sealed_by: 'browser',
+    sealed_by: sealedBy,
     locale: String(locale),
     fields: { ...fields },
     files: files.map((file) => ({
@@ -208,6 +217,11 @@ export function buildManifest({ kind, locale, fields, files }) {
       key: toBase64(file.key),
     })),
   };
+  if (replyPublicKey !== undefined) {
+    checkKey(replyPublicKey);
+    return { ...manifest, reply_public_key: toBase64(replyPublicKey) };
+  }
+  return manifest;
 }
 
 /**
@@ -259,19 +273,17 @@ export function importFileKey(rawKey) {
 }
 
 /**
- * Encrypt a Blob or File to its envelope blob, one 64 KiB chunk in memory at a time.
+ * Encrypt a Blob or File chunk by chunk, yielding each 65,552-byte encrypted chunk in order;
+ * only one 64 KiB chunk of plaintext is in memory at a time.
  * @param {Blob} blobLike anything with `size` and `slice()` giving objects with `arrayBuffer()`
  * @param {Uint8Array | CryptoKey} key the raw 32-byte key or its imported CryptoKey
- * @param {(bytesDone: number) => void} [onProgress] plaintext bytes encrypted so far
  * @param {AbortSignal} [signal] stops the work between chunks
- * @returns {Promise<Blob>}
+ * @returns {AsyncGenerator<Uint8Array>}
  */
-export async function encryptBlob(blobLike, key, onProgress, signal) {
+export async function* encryptChunks(blobLike, key, signal) {
   const cryptoKey = key instanceof Uint8Array ? await importFileKey(key) : key;
   const size = blobLike.size;
   const count = Math.max(1, Math.ceil(size / CHUNK_SIZE));
-  /** @type {Blob[]} */
-  const parts = [];
   for (let index = 0; index < count; index += 1) {
     if (signal && signal.aborted) throw new DOMException('Cancelled.', 'AbortError');
     const start = index * CHUNK_SIZE;
@@ -284,9 +296,27 @@ export async function encryptBlob(blobLike, key, onProgress, signal) {
     const encrypted = await crypto.subtle.encrypt(
       { name: 'AES-GCM', iv: chunkNonce(index, index === count - 1) }, cryptoKey, chunk);
     chunk.fill(0);
+    yield new Uint8Array(encrypted);
+  }
+}
+
+/**
+ * Encrypt a Blob or File to its envelope blob, one 64 KiB chunk in memory at a time.
+ * @param {Blob} blobLike anything with `size` and `slice()` giving objects with `arrayBuffer()`
+ * @param {Uint8Array | CryptoKey} key the raw 32-byte key or its imported CryptoKey
+ * @param {(bytesDone: number) => void} [onProgress] plaintext bytes encrypted so far
+ * @param {AbortSignal} [signal] stops the work between chunks
+ * @returns {Promise<Blob>}
+ */
+export async function encryptBlob(blobLike, key, onProgress, signal) {
+  /** @type {Blob[]} */
+  const parts = [];
+  let done = 0;
+  for await (const encrypted of encryptChunks(blobLike, key, signal)) {
     // Each chunk goes into a Blob at once so the browser may keep big uploads out of memory.
     parts.push(new Blob([encrypted]));
-    if (onProgress) onProgress(end);
+    done = Math.min(blobLike.size, done + CHUNK_SIZE);
+    if (onProgress) onProgress(done);
   }
   return new Blob(parts, { type: 'application/octet-stream' });
 }

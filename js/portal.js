@@ -51,6 +51,8 @@ function usableTeamKey(form) {
   // Browsers offer crypto.subtle in secure contexts only: onion services, HTTPS, loopback.
   const webCrypto = globalThis.crypto;
   if (!webCrypto || !webCrypto.subtle || !form.dataset.sealedAction) return null;
+  // A report gets its receipt before it is sealed; a page without the way to ask seals nothing.
+  if (form.dataset.kind === 'report' && !form.dataset.prepareAction) return null;
   try {
     const key = parsePublicKey(form.dataset.teamKey || '');
     // The page shows this fingerprint; sealing to any other key would make it a lie.
@@ -139,13 +141,15 @@ function showReceiptPage(page, form) {
  * @param {Blob[]} blobs
  * @param {StatusView} view
  * @param {(abort: () => void) => void} onStart receives the function that cancels the upload
+ * @param {string} ticket a report's ticket from prepare(), '' for a follow-up
  * @returns {Promise<{status: number, page: Document}>} rejects with 'network' or 'cancelled'
  */
-function upload(form, sealedManifest, blobs, view, onStart) {
+function upload(form, sealedManifest, blobs, view, onStart, ticket) {
   const body = new FormData();
   body.append('csrf_token', controlValue(form, 'csrf_token'));
   body.append('website', controlValue(form, 'website'));
   if (form.dataset.kind === 'follow-up') body.append('receipt', controlValue(form, 'receipt'));
+  if (ticket) body.append('ticket', ticket);
   body.append('file_count', String(blobs.length));
   body.append('manifest', new Blob([sealedManifest], { type: 'application/octet-stream' }),
     'manifest.sealed');
@@ -170,6 +174,57 @@ function upload(form, sealedManifest, blobs, view, onStart) {
 }
 
 /**
+ * Ask the server for a new report's reply public key and its receipt, the receipt sealed in a
+ * ticket that only the server can open. The ticket lives in memory until the upload carries it
+ * back; the receipt is shown only once the report is stored.
+ * @param {HTMLFormElement} form
+ * @param {AbortSignal} signal
+ * @returns {Promise<{ticket: string, replyKey: Uint8Array} | {page: Document}>} the ticket, or
+ *   the page that says why there is none; rejects with 'network' or 'cancelled'
+ */
+async function prepare(form, signal) {
+  const body = new FormData();
+  body.append('csrf_token', controlValue(form, 'csrf_token'));
+  let response;
+  let text;
+  try {
+    response = await fetch(form.dataset.prepareAction || '', {
+      method: 'POST',
+      body,
+      signal,
+      cache: 'no-store',
+      headers: { 'X-Requested-With': 'portal-sealed' },
+    });
+    text = await response.text();
+  } catch {
+    throw new Error(signal.aborted ? 'cancelled' : 'network');
+  }
+  if (response.ok && /^application\/json\b/.test(response.headers.get('Content-Type') || '')) {
+    const answer = JSON.parse(text);
+    if (answer && typeof answer.ticket === 'string' && answer.ticket) {
+      return { ticket: answer.ticket, replyKey: parsePublicKey(answer.reply_public_key) };
+    }
+  }
+  return { page: new DOMParser().parseFromString(text, 'text/html') };
+}
+
+/**
+ * Say why the server refused, from its page; keep the renewed form token it may hold.
+ * @param {Document} page
+ * @param {HTMLFormElement} form
+ * @param {StatusView} view
+ */
+function showRefusal(page, form, view) {
+  const error = page.querySelector('[data-error-message]');
+  const text = error ? error.textContent.trim() : '';
+  view.say(text || message('seal-msg-failed'));
+  // An expired form token comes back renewed on the error page; keep it for the next try.
+  const token = page.querySelector('input[name="csrf_token"]');
+  const current = form.elements.namedItem('csrf_token');
+  if (token && token.value && current && 'value' in current) current.value = token.value;
+}
+
+/**
  * Seal and send one submission of the form; resolves once the outcome is shown.
  * @param {HTMLFormElement} form
  * @param {Uint8Array} teamKey
@@ -186,6 +241,17 @@ async function submitSealed(form, teamKey, view, signal, onUploadStart) {
 
   view.say(message('seal-msg-sealing'));
   view.bytes(0, total);
+  // Every try asks for a fresh ticket, so a ticket is never sent twice.
+  let ticket = '';
+  let replyPublicKey;
+  if (form.dataset.kind !== 'follow-up') {
+    const prepared = await prepare(form, signal);
+    if ('page' in prepared) {
+      showRefusal(prepared.page, form, view);
+      return false;
+    }
+    ({ ticket, replyKey: replyPublicKey } = prepared);
+  }
   const rawKeys = files.map(() => newFileKey());
   let sealedManifest;
   let cryptoKeys;
@@ -198,6 +264,7 @@ async function submitSealed(form, teamKey, view, signal, onUploadStart) {
       files: files.map((file, index) => ({
         name: file.name, type: file.type, size: file.size, key: rawKeys[index],
       })),
+      replyPublicKey,
     });
     sealedManifest = sealManifest(manifest, teamKey);
   } finally {
@@ -218,15 +285,10 @@ async function submitSealed(form, teamKey, view, signal, onUploadStart) {
 
   view.say(message('seal-msg-uploading'));
   view.bytes(0, null);
-  const { status, page } = await upload(form, sealedManifest, blobs, view, onUploadStart);
+  const { status, page } = await upload(form, sealedManifest, blobs, view, onUploadStart,
+    ticket);
   if (status === 200 && showReceiptPage(page, form)) return true;
-  const error = page.querySelector('[data-error-message]');
-  const text = error ? error.textContent.trim() : '';
-  view.say(text || message('seal-msg-failed'));
-  // An expired form token comes back renewed on the error page; keep it for the next try.
-  const token = page.querySelector('input[name="csrf_token"]');
-  const current = form.elements.namedItem('csrf_token');
-  if (token && token.value && current && 'value' in current) current.value = token.value;
+  showRefusal(page, form, view);
   return false;
 }
 

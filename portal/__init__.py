@@ -74,9 +74,11 @@ def create_app(
     _check_hosts(app, config)
     app.teardown_request(lambda _exc: uploads.release())
     if site == PUBLIC:
-        from portal import public
+        from portal import gate, public, retention
 
+        gate.init_app(app, config.max_uploads, config.upload_wait_seconds)
         public.register(app)
+        retention.init_app(app)
     else:
         from portal import staff
 

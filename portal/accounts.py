@@ -4,7 +4,8 @@ A passphrase is seven words drawn from `portal.wordlist` by the OS random source
 77 bits), so nobody picks a weak one; the server keeps only its Argon2id hash. The second
 factor is a TOTP code (RFC 6238, 30-second steps): a code is accepted once, and never a code
 of a step at or before the last one accepted. Failures slow the account down, then lock it for
-a while. Signing in needs both factors, and a refusal never says which one was wrong.
+a while. Signing in needs both factors, and a refusal never says which one was wrong, nor
+whether the account exists or is locked, except to whoever has both factors.
 
 Plain functions over a database session: the staff site and `portal staff` call them, tests
 call them directly. They add and change rows; the caller commits, with its audit record.
@@ -26,6 +27,7 @@ import pyotp
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal import offload
 from portal.models import StaffMember
 from portal.wordlist import WORDS
 
@@ -51,21 +53,27 @@ class AccountError(Exception):
 
 
 class LoginRefused(Exception):
-    """Sign-in refused. `locked_until` is set when the account is locked (also when this very
-    failure locked it); otherwise the name, passphrase or code was wrong, and nothing says which."""
+    """Sign-in refused, with the same words whatever the reason.
+
+    `locked_until` is set only when the account is locked and this try had the right passphrase
+    and code: only then may the person be told of the lock, since telling anyone else would
+    tell them that the account exists. `was_locked`: the account was locked before this try
+    (which was then not counted); `locked_now`: this failure locked it. Both are for the audit
+    log, never for the page."""
 
     def __init__(
         self,
         locked_until: datetime | None = None,
         *,
         was_locked: bool = False,
+        locked_now: bool = False,
         member: StaffMember | None = None,
     ) -> None:
-        """Refuse, with the end of the lock if there is one (`was_locked`: it was locked before
-        this try, which was not checked) and the existing account the name named, if any."""
+        """Refuse; `member` is the existing account the name named, if any."""
         super().__init__("sign-in refused")
         self.locked_until = locked_until
         self.was_locked = was_locked
+        self.locked_now = locked_now
         self.member = member
 
 
@@ -112,15 +120,18 @@ def normalise_passphrase(passphrase: str) -> str:
 def hash_passphrase(passphrase: str) -> str:
     """The Argon2id hash string of a passphrase (salt and limits inside)."""
     encoded = normalise_passphrase(passphrase).encode("utf-8")
-    return nacl.pwhash.argon2id.str(encoded, opslimit=OPSLIMIT, memlimit=MEMLIMIT).decode("ascii")
+    hashed = offload.cpu_bound(nacl.pwhash.argon2id.str, encoded, OPSLIMIT, MEMLIMIT)
+    return hashed.decode("ascii")
 
 
 def verify_passphrase(password_hash: str, passphrase: str) -> bool:
     """Whether a passphrase matches its hash."""
     try:
         return bool(
-            nacl.pwhash.argon2id.verify(
-                password_hash.encode("ascii"), normalise_passphrase(passphrase).encode("utf-8")
+            offload.cpu_bound(
+                nacl.pwhash.argon2id.verify,
+                password_hash.encode("ascii"),
+                normalise_passphrase(passphrase).encode("utf-8"),
             )
         )
     except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, UnicodeEncodeError):
@@ -129,9 +140,9 @@ def verify_passphrase(password_hash: str, passphrase: str) -> bool:
 
 @cache
 def _decoy_hash(opslimit: int, memlimit: int) -> str:
-    return nacl.pwhash.argon2id.str(
-        secrets.token_bytes(16), opslimit=opslimit, memlimit=memlimit
-    ).decode("ascii")
+    salt_like = secrets.token_bytes(16)
+    hashed = offload.cpu_bound(nacl.pwhash.argon2id.str, salt_like, opslimit, memlimit)
+    return hashed.decode("ascii")
 
 
 def decoy_hash() -> str:
@@ -268,15 +279,16 @@ def authenticate(
 ) -> StaffMember:
     """The account, if the name, passphrase and current code are all right and it is not locked.
 
-    Otherwise LoginRefused, after counting the failure against a known account. The passphrase
-    is checked with the same Argon2id cost whether or not the name exists, and the code is
-    checked whether or not the passphrase was right, so neither the answer nor its timing tells
-    which was wrong. A valid code is used up only by a successful sign-in.
+    Otherwise LoginRefused, after counting the failure against a known, unlocked account. Every
+    try costs one Argon2id verification at the same cost and one code check, whether the name
+    exists (an unknown name is checked against a decoy hash), whether the account is locked, and
+    whichever factor is wrong; so neither the answer nor its timing tells an account that exists
+    from one that does not, nor a locked one from an open one. A lock is told only to whoever
+    has both factors. A valid code is used up only by a successful sign-in.
     """
     when = when or now()
     member = find(session, name) if NAME_PATTERN.fullmatch(normalise_name(name)) else None
-    if member is not None and (until := locked_until(member, when)) is not None:
-        raise LoginRefused(until, was_locked=True, member=member)
+    until = locked_until(member, when) if member is not None else None
     passphrase_ok = verify_passphrase(member.password_hash if member else decoy_hash(), passphrase)
     step = code_step(
         member.totp_secret if member else new_totp_secret(),
@@ -284,18 +296,21 @@ def authenticate(
         member.last_totp_step if member else 0,
         when,
     )
+    both_right = passphrase_ok and step is not None
     if member is None:
         raise LoginRefused()
+    if until is not None:
+        # Not counted: a lock is not lengthened by tries made while it lasts.
+        raise LoginRefused(until if both_right else None, was_locked=True, member=member)
     if passphrase_ok and step is not None:
         member.last_totp_step = step
         unlock(member)
         return member
     member.failed_logins += 1
     lock = _lock_after_failure(member.failed_logins)
-    if lock is None:
-        raise LoginRefused(member=member)
-    member.locked_until = _next_minute(when + lock)
-    raise LoginRefused(member.locked_until, member=member)
+    if lock is not None:
+        member.locked_until = _next_minute(when + lock)
+    raise LoginRefused(locked_now=lock is not None, member=member)
 
 
 # ---------------------------------------------------------------------------------------------

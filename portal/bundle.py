@@ -3,7 +3,10 @@
 `portal-bundle.json` lists the submissions; each submission ID has `ID/manifest.sealed` and
 `ID/files/0.blob`, `ID/files/1.blob`, ... . Bundles are written as a stream of tar blocks so
 that a bundle of any size is never held in memory, and read member by member with every name
-checked against that layout: a name from a bundle is never used as a path.
+checked against that layout: a name from a bundle is never used as a path. A reader takes plain
+files only (folders are passed over; pax records that set no size are allowed), and their sizes
+must fit in the bytes of the tar (see `tarmembers`); the JSON of the index may nest at most
+`envelope.MAX_JSON_DEPTH` levels.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from portal import crypto, envelope
+from portal import crypto, envelope, tarmembers
 
 FORMAT = "portal-bundle"
 VERSION = 1
@@ -92,9 +95,9 @@ def index_bytes(entries: Iterable[Entry]) -> bytes:
 def parse_index(data: bytes) -> list[Entry]:
     """Parse and check a bundle index."""
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BundleError("The bundle's index is not UTF-8 JSON.") from exc
+        document = envelope.load_json(data)
+    except ValueError as exc:
+        raise BundleError(f"The bundle's index cannot be read as UTF-8 JSON: {exc}.") from exc
     if (
         not isinstance(document, dict)
         or document.get("format") != FORMAT
@@ -227,9 +230,13 @@ class Reader:
         try:
             # The reader outlives this call and closes the tar itself (close, __exit__).
             if isinstance(source, Path):
-                self._tar = tarfile.open(source, mode="r:")  # noqa: SIM115
+                self._tar = tarfile.open(source, mode="r:", tarinfo=tarmembers.PlainMember)  # noqa: SIM115
             else:
-                self._tar = tarfile.open(fileobj=source, mode="r:")  # noqa: SIM115
+                self._tar = tarfile.open(  # noqa: SIM115
+                    fileobj=source, mode="r:", tarinfo=tarmembers.PlainMember
+                )
+        except tarmembers.Refused as exc:
+            raise BundleError(str(exc)) from exc
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
         # A bundle on disk is read with pread at each member's offset, skipping tarfile's
@@ -247,14 +254,26 @@ class Reader:
     def _check(self) -> None:
         try:
             infos = self._tar.getmembers()
+        except tarmembers.Refused as exc:
+            raise BundleError(str(exc)) from exc
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise BundleError(f"This is not a readable bundle (tar): {exc}.") from exc
         self._members: dict[str, tarfile.TarInfo] = {}
+        length = self._length()
+        held = 0
         for info in infos:
             if info.isdir() and ID_PATTERN.match(info.name.rstrip("/").split("/")[0]):
                 continue
-            if not info.isreg():
+            if info.type not in tarmembers.FILE_TYPES or info.issparse():
                 raise BundleError(f"The bundle holds {info.name!r}, which is not a plain file.")
+            # What the members say they hold must be in the file: a header cannot make a
+            # small upload stand for a large one.
+            held += info.size
+            if info.offset_data + info.size > length or held > length:
+                raise BundleError(
+                    f"The bundle is cut short or damaged: {info.name!r} says it holds "
+                    f"{info.size} bytes, more than the bundle has left."
+                )
             if info.name in self._members:
                 raise BundleError(f"The bundle holds {info.name!r} twice.")
             if info.name != INDEX_NAME and not MEMBER_PATTERN.match(info.name):
@@ -273,6 +292,14 @@ class Reader:
         extra = sorted(set(self._members) - listed)
         if extra:
             raise BundleError(f"The bundle holds {extra[0]!r}, which its index does not list.")
+
+    def _length(self) -> int:
+        """The bytes of the whole tar file."""
+        source = cast(IO[bytes], self._tar.fileobj)
+        here = source.tell()
+        length = source.seek(0, os.SEEK_END)
+        source.seek(here)
+        return length
 
     def _read_all(self, info: tarfile.TarInfo) -> bytes:
         handle = self._tar.extractfile(info)

@@ -11,10 +11,7 @@ case and submission ids are checked by `bundle`, and attachment names are rewrit
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
-import html
-import io
 import json
 import os
 import queue
@@ -27,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
-from urllib.parse import quote
 
 from portal import bundle, crypto, envelope, replykeys, schema
 
@@ -170,12 +166,6 @@ def suspicious_name(name: str) -> bool:
 # Opening bundles
 
 
-# The folder `submission_folder` gives a follow-up or a reply: DAY-KIND-ID.
-LATER_FOLDER = re.compile(
-    rf"^(\d{{4}}-\d{{2}}-\d{{2}})-(follow-up|reply)-({bundle.ID_PATTERN.pattern.strip('^$')})$"
-)
-
-
 def submission_folder(out: Path, entry: bundle.Entry) -> Path:
     """Where a submission opens: the case folder for a report, a dated subfolder otherwise."""
     case_folder = out / entry.case
@@ -205,6 +195,10 @@ def open_bundle(
         reader = bundle.Reader(path)
     except (envelope.EnvelopeError, OSError) as exc:
         return [Outcome(name, "-", "-", "bundle", FAILED, _one_line(str(exc)))]
+    except Exception as exc:
+        # One bundle must never stop the others: whatever went wrong is reported for it.
+        message = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
+        return [Outcome(name, "-", "-", "bundle", FAILED, message)]
     with reader:
         outcomes = [
             _open_entry(reader, entry, secret_key, out.resolve(), force, name, progress)
@@ -712,231 +706,13 @@ def render_report(record: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# index.html and cases.csv
-
-
-@dataclass
-class CaseSummary:
-    """Everything opened so far for one case."""
-
-    case: str
-    report: dict[str, Any] | None = None
-    later: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-    def count(self, kind: str) -> int:
-        """How many follow-ups or replies the case has."""
-        return sum(1 for _, record in self.later if record.get("kind") == kind)
-
-    def attachments(self) -> int:
-        """Attachments over the report and every follow-up."""
-        records = ([self.report] if self.report else []) + [r for _, r in self.later]
-        return sum(len(r.get("files", [])) for r in records)
-
-    def first_day(self) -> str:
-        """The day of the report, or of the earliest follow-up when the report is not here."""
-        if self.report:
-            return str(self.report.get("received_day", ""))
-        return min((str(r.get("received_day", "")) for _, r in self.later), default="")
-
-    def last_day(self) -> str:
-        """The latest day of anything in the case."""
-        days = [self.first_day()] + [str(r.get("received_day", "")) for _, r in self.later]
-        return max(days)
-
-
-def _read_record(path: Path, problems: list[str]) -> dict[str, Any] | None:
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        problems.append(f"{path} cannot be read; it is left out of the index")
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("fields"), dict):
-        problems.append(f"{path} is not a case record; it is left out of the index")
-        return None
-    return record
-
-
-def collect_cases(out: Path) -> tuple[list[CaseSummary], list[str]]:
-    """Every case under `out`, read from its report.json files, oldest first."""
-    summaries: list[CaseSummary] = []
-    problems: list[str] = []
-    for folder in sorted(out.iterdir()):
-        if folder.name.startswith(".") or not folder.is_dir() or folder.is_symlink():
-            continue
-        summary = CaseSummary(folder.name)
-        if (folder / REPORT_JSON).is_file():
-            report = _read_record(folder / REPORT_JSON, problems)
-            if report and (report.get("kind"), report.get("case")) != ("report", folder.name):
-                problems.append(f"{folder / REPORT_JSON} is not this case's report; left out")
-                report = None
-            summary.report = report
-        for sub in sorted(folder.iterdir()):
-            # Only the folders decrypt itself names: a submitter's attachment called report.json
-            # (in attachments/) must never count as a follow-up or a reply.
-            named = LATER_FOLDER.match(sub.name)
-            if named is None or sub.is_symlink() or not (sub / REPORT_JSON).is_file():
-                continue
-            record = _read_record(sub / REPORT_JSON, problems)
-            if record is None:
-                continue
-            found = tuple(record.get(key) for key in ("case", "received_day", "kind", "id"))
-            if found != (folder.name, *named.groups()):
-                problems.append(f"{sub / REPORT_JSON} does not match its folders' names; left out")
-                continue
-            summary.later.append((sub.name, record))
-        if summary.report or summary.later:
-            summaries.append(summary)
-    summaries.sort(key=lambda s: (s.first_day(), s.case))
-    return summaries, problems
-
-
 def is_urgent(fields: object) -> bool:
     """Whether the submitter said someone is in immediate danger."""
     return isinstance(fields, dict) and fields.get(schema.URGENT) == "yes"
 
 
-def _labels(name: str, value: object) -> str:
-    spec = schema.FIELDS_BY_NAME.get(name)
-    items = value if isinstance(value, list) else [] if value is None else [value]
-    if spec is None or not spec.choices:
-        return "; ".join(_one_line(str(item)) for item in items)
-    return "; ".join(spec.choice_label(str(item)) for item in items)
-
-
-def _cell(name: str, fields: dict[str, Any]) -> str:
-    """A column of the index: the answer in English, with what "other" was where it was given."""
-    shown = _labels(name, fields.get(name))
-    other = fields.get(f"{name}_other")
-    if isinstance(other, str) and other:
-        shown += f" ({_one_line(other)})"
-    return shown
-
-
-def _period(fields: dict[str, Any]) -> str:
-    start, end = fields.get("incident_from"), fields.get("incident_to")
-    if not start and not end:
-        return ""
-    return f"{_one_line(str(start or '?'))} to {_one_line(str(end or 'ongoing'))}"
-
-
-INDEX_COLUMNS = (
-    ("submitter_role", "Who"),
-    ("consent_of", "Whose consent"),
-    ("country", "Country"),
-    ("state_responsible", "State responsible"),
-    ("violations", "What was done"),
-    ("un_bodies", "UN body"),
-    ("consent_raise", "May raise with the State"),
-    ("consent_report", "In the annual report"),
-    ("consent_share_un", "May share within the UN"),
-    ("consent_contact", "May contact"),
-)
-
-INDEX_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="referrer" content="no-referrer">
-<title>Cases — reprisals portal</title>
-<style>
-body {{ font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border: 1px solid #bbb; padding: .35rem .5rem; text-align: start; vertical-align: top; }}
-th {{ background: #eee; }}
-td ul {{ margin: 0; padding-inline-start: 1rem; }}
-.none {{ color: #777; }}
-.day, a {{ white-space: nowrap; }}
-.urgent {{ background: #fde2e1; font-weight: bold; }}
-dt {{ font-weight: bold; }}
-dd {{ margin: 0 0 .3rem 0; white-space: pre-wrap; }}
-</style>
-</head>
-<body>
-<h1>Cases</h1>
-<p>{count} case(s), made from every report.json under this folder, {urgent} urgent (first).
-Each case links to its report.txt; attachments are in each case's folder.</p>
-<table>
-<thead><tr><th>Urgent</th><th>Case</th><th>First received</th><th>Language</th>{headers}\
-<th>When</th><th>Group (women)</th><th>Follow-ups</th><th>Replies</th><th>Attachments</th>\
-<th>Latest</th><th>Every answer</th></tr></thead>
-<tbody>
-{rows}
-</tbody>
-</table>
-</body>
-</html>
-"""
-
-
-def _link(relative: str, text: str) -> str:
-    return f'<a href="{html.escape(quote(relative))}">{html.escape(text)}</a>'
-
-
-def _every_answer(fields: dict[str, Any]) -> str:
-    """Every answer but the description (in report.txt), as a closed list to open."""
-    items = []
-    for spec in schema.REPORT_FIELDS:
-        if spec.name == "description" or spec.name not in fields:
-            continue
-        value = fields[spec.name]
-        if spec.choices:
-            shown = _labels(spec.name, value)
-        else:
-            shown = "\n".join(value) if isinstance(value, list) else str(value)
-        items.append(f"<dt>{html.escape(spec.label)}</dt><dd>{html.escape(_printable(shown))}</dd>")
-    if not items:
-        return '<span class="none">none</span>'
-    return f"<details><summary>{len(items)} answer(s)</summary><dl>{''.join(items)}</dl></details>"
-
-
-def render_index(summaries: list[CaseSummary]) -> str:
-    """A self-contained HTML table of every case, urgent ones first: no script, text escaped."""
-    rows = []
-    urgent_first = sorted(summaries, key=lambda s: not is_urgent((s.report or {}).get("fields")))
-    for s in urgent_first:
-        report = s.report or {}
-        fields = report.get("fields", {}) if isinstance(report.get("fields"), dict) else {}
-        documents = []
-        if s.report:
-            documents.append(_link(f"{s.case}/{REPORT_TXT}", "report"))
-        else:
-            documents.append('<span class="none">report not opened yet</span>')
-        for folder, record in s.later:
-            label = f"{record.get('kind', '')} {record.get('received_day', '')}"
-            documents.append(_link(f"{s.case}/{folder}/{REPORT_TXT}", label))
-        urgent = is_urgent(fields)
-        details = fields.get("urgent_details")
-        flag = "URGENT" + (
-            f": {_one_line(details)}" if isinstance(details, str) and details else ""
-        )
-        cells = [
-            f'<td class="urgent">{html.escape(flag)}</td>' if urgent else "<td></td>",
-            f"<td>{html.escape(s.case)}<ul>"
-            + "".join(f"<li>{d}</li>" for d in documents)
-            + "</ul></td>",
-            f'<td class="day">{html.escape(s.first_day())}</td>',
-            f"<td>{html.escape(language_name(str(report.get('locale', ''))))}</td>",
-        ]
-        cells += [f"<td>{html.escape(_cell(name, fields))}</td>" for name, _ in INDEX_COLUMNS]
-        group = _labels("group_size", fields.get("group_size"))
-        if group and fields.get("group_women"):
-            group += f" ({_labels('group_women', fields.get('group_women'))})"
-        cells += [
-            f'<td class="day">{html.escape(_period(fields))}</td>',
-            f"<td>{html.escape(group)}</td>",
-            f"<td>{s.count('follow-up')}</td>",
-            f"<td>{s.count('reply')}</td>",
-            f"<td>{s.attachments()}</td>",
-            f'<td class="day">{html.escape(s.last_day())}</td>',
-            f"<td>{_every_answer(fields)}</td>",
-        ]
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    headers = "".join(f"<th>{html.escape(title)}</th>" for _, title in INDEX_COLUMNS)
-    urgent_count = sum(1 for s in summaries if is_urgent((s.report or {}).get("fields")))
-    return INDEX_PAGE.format(
-        count=len(summaries), urgent=urgent_count, headers=headers, rows="\n".join(rows)
-    )
+# ---------------------------------------------------------------------------------------------
+# Spreadsheet cells (cases.csv and the annual report's tables, written from the register)
 
 
 # What a spreadsheet may read as the start of a formula, and what it may split a cell at: the
@@ -950,65 +726,6 @@ _UNGUARDED = re.compile(rf"(^|[{CELL_SEPARATORS}])(?= *[{re.escape(FORMULA_START
 def csv_cell(value: str) -> str:
     """Guard a cell against formula injection: a quote before every piece that starts a formula."""
     return _UNGUARDED.sub(lambda match: match.group(1) + "'", value)
-
-
-CSV_COLUMNS = (
-    "case",
-    "received_day",
-    "locale",
-    "sealed_by",
-    "follow_ups",
-    "replies",
-    "attachments",
-    "last_day",
-    *schema.STRUCTURED_FIELDS,
-    # The English names beside the ISO codes, for people reading the table.
-    *(f"{f.name}_name" for f in schema.REPORT_FIELDS if f.territories),
-)
-
-
-def render_csv(summaries: list[CaseSummary]) -> str:
-    """One row per case: its structured fields (choice values, `;` between several) and counts."""
-    buffer = io.StringIO()
-    # Every cell quoted, so a spreadsheet never splits one at a separator inside it.
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
-    writer.writerow(CSV_COLUMNS)
-    for s in summaries:
-        report = s.report or {}
-        fields = report.get("fields", {}) if isinstance(report.get("fields"), dict) else {}
-        row = [
-            s.case,
-            s.first_day(),
-            str(report.get("locale", "")),
-            str(report.get("sealed_by", "")),
-            str(s.count("follow-up")),
-            str(s.count("reply")),
-            str(s.attachments()),
-            s.last_day(),
-        ]
-        for name in schema.STRUCTURED_FIELDS:
-            value = fields.get(name)
-            items = value if isinstance(value, list) else [] if value is None else [value]
-            row.append(";".join(_one_line(str(item)) for item in items))
-        for spec in schema.REPORT_FIELDS:
-            if spec.territories:
-                row.append(_labels(spec.name, fields.get(spec.name)))
-        writer.writerow([csv_cell(cell) for cell in row])
-    return buffer.getvalue()
-
-
-def write_indexes(out: Path) -> list[str]:
-    """Regenerate OUT/index.html and OUT/cases.csv from every report.json; return problems."""
-    summaries, problems = collect_cases(out)
-    for name, text in (
-        ("index.html", render_index(summaries)),
-        ("cases.csv", render_csv(summaries)),
-    ):
-        temporary = out / f".{name}.partial"
-        temporary.unlink(missing_ok=True)
-        _write_new(temporary, text.encode("utf-8"))
-        os.replace(temporary, out / name)
-    return problems
 
 
 def summary_lines(outcomes: Iterable[Outcome]) -> list[str]:

@@ -7,6 +7,8 @@ at import time.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,38 @@ RECEIPT_COSTS: dict[str, tuple[int, int]] = {
     "moderate": (nacl.pwhash.argon2id.OPSLIMIT_MODERATE, nacl.pwhash.argon2id.MEMLIMIT_MODERATE),
 }
 
+# Seconds one receipt derivation takes on one core of a modest server, rounded up: about twice
+# what a current server core measures (interactive: 0.05 s; moderate: 0.37 s), so the budget
+# below holds on slower machines too.
+RECEIPT_SECONDS: dict[str, float] = {"min": 0.001, "interactive": 0.1, "moderate": 0.6}
+# Share of the machine's derivations that follow-up lookups may take: the rest is left for
+# the reports (each derives its new receipt), the pages, sealing uploads and staff sign-ins.
+FOLLOW_UP_SHARE = 0.5
+# The site-wide window is short so that a burst within budget queues a few seconds of work
+# at most, not a minute's.
+FOLLOW_UP_WINDOW_SECONDS = 10
+# One browser session's own budget: a person opens their case, adds to it, mistypes a digit or
+# two; ten tries a minute is far beyond that, and far below the site's budget.
+FOLLOW_UP_SESSION_BUDGET = "10 per minute;30 per hour"
+
+
+def cores() -> int:
+    """The processor cores this process may run on."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
+def follow_up_site_budget(receipt_cost: str, core_count: int) -> str:
+    """The site-wide follow-up budget the machine can afford, as a Flask-Limiter limit.
+
+    Every lookup costs one Argon2id derivation, one per core at a time. The machine can do
+    `core_count / RECEIPT_SECONDS[cost]` derivations a second; follow-ups get FOLLOW_UP_SHARE of
+    that, counted over FOLLOW_UP_WINDOW_SECONDS. Two cores at the interactive cost:
+    2 / 0.1 s x 0.5 x 10 s = 100 lookups per 10 seconds (600 a minute).
+    """
+    per_second = core_count / RECEIPT_SECONDS[receipt_cost]
+    allowed = max(1, math.floor(per_second * FOLLOW_UP_SHARE * FOLLOW_UP_WINDOW_SECONDS))
+    return f"{allowed} per {FOLLOW_UP_WINDOW_SECONDS} seconds"
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message says which variable and why."""
@@ -40,6 +74,8 @@ class Config:
     hostnames: tuple[str, ...]
     max_upload_bytes: int
     storage_quota_bytes: int | None
+    kept_session_bytes: int
+    kept_total_bytes: int
     ratelimit_storage_uri: str
     retention_days: int
     unexported_retention_days: int
@@ -49,7 +85,10 @@ class Config:
     staff_session_minutes: int
     report_rate_limit: str
     follow_up_rate_limit: str
+    follow_up_session_rate_limit: str
     login_rate_limit: str
+    max_uploads: int
+    upload_wait_seconds: int
 
     @property
     def blob_dir(self) -> Path:
@@ -97,12 +136,15 @@ def _host_name(entry: str) -> str:
     return host.split(":", 1)[0]
 
 
-def load_config(env: Mapping[str, str], root: Path | None = None) -> Config:
+def load_config(
+    env: Mapping[str, str], root: Path | None = None, core_count: int | None = None
+) -> Config:
     """Build the configuration from `PORTAL_*` variables; ConfigError names what is wrong.
 
     Relative defaults (`instance/`, `keys/team.pub`) are taken from `root`, the working folder
     unless given: an installed package has no checkout to point into, and a checkout's commands
-    run from its top.
+    run from its top. `core_count` (the machine's, unless given) sizes the default follow-up
+    budget.
     """
     root = Path.cwd() if root is None else root
     data_dir = Path(env.get("PORTAL_DATA_DIR") or root / "instance").resolve()
@@ -131,6 +173,10 @@ def load_config(env: Mapping[str, str], root: Path | None = None) -> Config:
         hostnames=hostnames,
         max_upload_bytes=_int(env, "PORTAL_MAX_UPLOAD_BYTES", 500 * MiB, minimum=MiB),
         storage_quota_bytes=quota or None,
+        # Attachments kept across a form that came back with a problem (see `portal.kept`):
+        # enough for a long video per person, and a bound on what a flood of such forms costs.
+        kept_session_bytes=_int(env, "PORTAL_KEPT_SESSION_BYTES", 256 * MiB),
+        kept_total_bytes=_int(env, "PORTAL_KEPT_TOTAL_BYTES", 2048 * MiB),
         ratelimit_storage_uri=env.get("PORTAL_RATELIMIT_STORAGE_URI", "memory://"),
         retention_days=_int(env, "PORTAL_RETENTION_DAYS", 30, minimum=1),
         unexported_retention_days=_int(env, "PORTAL_UNEXPORTED_RETENTION_DAYS", 180, minimum=1),
@@ -139,6 +185,11 @@ def load_config(env: Mapping[str, str], root: Path | None = None) -> Config:
         onion_location=onion_location,
         staff_session_minutes=_int(env, "PORTAL_STAFF_SESSION_MINUTES", 20, minimum=1),
         report_rate_limit=env.get("PORTAL_REPORT_RATE_LIMIT", "60 per minute;600 per hour"),
-        follow_up_rate_limit=env.get("PORTAL_FOLLOW_UP_RATE_LIMIT", "30 per minute;300 per hour"),
+        follow_up_rate_limit=env.get("PORTAL_FOLLOW_UP_RATE_LIMIT")
+        or follow_up_site_budget(cost, core_count or cores()),
+        follow_up_session_rate_limit=env.get("PORTAL_FOLLOW_UP_SESSION_RATE_LIMIT")
+        or FOLLOW_UP_SESSION_BUDGET,
         login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT", "10 per minute;60 per hour"),
+        max_uploads=_int(env, "PORTAL_MAX_UPLOADS", 200, minimum=1),
+        upload_wait_seconds=_int(env, "PORTAL_UPLOAD_WAIT_SECONDS", 60),
     )

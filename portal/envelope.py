@@ -8,7 +8,9 @@ bytes come from the browser, the server and the relay tool, and `portal decrypt`
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from portal import crypto
@@ -22,6 +24,13 @@ PADDING = 4096
 # honest report, and the cap keeps a hostile upload from costing memory.
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_FILES = 100
+# Neither a bundle's index nor a manifest nests more than three levels: anything far deeper is
+# hostile, and Python's JSON parser recurses once per level.
+MAX_JSON_DEPTH = 32
+# A JSON string, or what is left of one that never closes; brackets inside strings do not nest.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_JSON_BRACKETS = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 FieldValue = str | list[str]
 
@@ -85,6 +94,19 @@ def json_bytes(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def load_json(data: bytes) -> Any:
+    """Parse the UTF-8 JSON of a bundle's index or a manifest; ValueError when it is not.
+
+    The nesting is measured first, without recursion, so that a file of brackets gets the
+    format's own error where the parser would end in RecursionError.
+    """
+    text = data.decode("utf-8")
+    brackets = _JSON_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    if max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > MAX_JSON_DEPTH:
+        raise ValueError(f"it nests deeper than {MAX_JSON_DEPTH} levels")
+    return json.loads(text)
+
+
 def pad(text: bytes) -> bytes:
     """Pad JSON text with ASCII spaces to the next multiple of 4096 bytes."""
     return text + b" " * (-len(text) % PADDING)
@@ -93,9 +115,9 @@ def pad(text: bytes) -> bytes:
 def parse_manifest(text: bytes) -> Manifest:
     """Parse and check padded manifest JSON; EnvelopeError says what is wrong."""
     try:
-        document = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EnvelopeError("The manifest is not UTF-8 JSON.") from exc
+        document = load_json(text)
+    except ValueError as exc:
+        raise EnvelopeError(f"The manifest cannot be read as UTF-8 JSON: {exc}.") from exc
     if not isinstance(document, dict):
         raise EnvelopeError("The manifest is not a JSON object.")
     if document.get("format") != FORMAT or document.get("version") != VERSION:

@@ -3,7 +3,8 @@
 These are plain functions over the site's services, a database session and a staging folder,
 so tests call them without a request. Every path ends the same way: the sealed files are made
 durable in the blob store, then the database row is committed, and only then is a receipt
-returned.
+returned. A report sealed in the browser had its receipt made before it was sealed, inside a
+ticket (see `tickets`), so that its reply key is sealed in its manifest too.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal import bundle, crypto, envelope, receipts, storage
+from portal import bundle, crypto, envelope, receipts, storage, tickets
 from portal.models import Case, Submission
 from portal.schema import N_, FieldValues
 from portal.services import Services, today
@@ -55,6 +57,17 @@ class TooLong(Refused):
     """The answers together make a manifest larger than the format allows."""
 
 
+class TicketRefused(Refused):
+    """The ticket of a browser-sealed report is damaged, from another session or too old."""
+
+
+class TicketUsed(Refused):
+    """The ticket of a browser-sealed report already made a case."""
+
+
+TICKET_USED = N_("This report was already received; it was not stored a second time.")
+
+
 class QuotaExceeded(Exception):
     """The storage quota is reached; new submissions wait until the team collects."""
 
@@ -72,25 +85,65 @@ class Reply:
 
 
 def check_quota(services: Services, session: Session, incoming: int) -> None:
-    """Refuse when storing `incoming` more bytes would pass the configured quota."""
+    """Refuse when storing `incoming` more bytes would pass the configured quota.
+
+    What waits in staging and kept folders counts too: it is on the same disk, and forms
+    that come back with a problem would otherwise fill it unseen.
+    """
     quota = services.config.storage_quota_bytes
-    if quota is not None and services.storage_used(session) + max(incoming, 0) > quota:
+    if quota is None:
+        return
+    used = services.storage_used(session) + services.store.staging_bytes()
+    if used + max(incoming, 0) > quota:
         raise QuotaExceeded
+
+
+def new_receipt(services: Services) -> tuple[str, receipts.Derived]:
+    """A fresh receipt and what it derives (the costly Argon2id step)."""
+    receipt = receipts.new_receipt()
+    opslimit, memlimit = services.config.receipt_limits
+    return receipt, receipts.derive(receipt, services.installation_secret, opslimit, memlimit)
+
+
+def _add_case(session: Session, lookup: bytes, reply_public_key: bytes) -> Case:
+    case = Case(
+        id=storage.new_id(),
+        receipt_lookup=lookup,
+        reply_public_key=reply_public_key,
+        created_day=today(),
+    )
+    session.add(case)
+    return case
 
 
 def new_case(services: Services, session: Session) -> tuple[str, Case, receipts.Derived]:
     """A fresh receipt and the case it opens (added to the session, not committed)."""
-    receipt = receipts.new_receipt()
-    opslimit, memlimit = services.config.receipt_limits
-    derived = receipts.derive(receipt, services.installation_secret, opslimit, memlimit)
-    case = Case(
-        id=storage.new_id(),
-        receipt_lookup=derived.lookup,
-        reply_public_key=derived.reply_public_key,
-        created_day=today(),
-    )
-    session.add(case)
-    return receipt, case, derived
+    receipt, derived = new_receipt(services)
+    return receipt, _add_case(session, derived.lookup, derived.reply_public_key), derived
+
+
+def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
+    """A ticket for a report about to be sealed in the browser, and the reply key to seal in it.
+
+    Nothing is stored: the receipt lives in the ticket until the sealed report arrives with it.
+    """
+    receipt, derived = new_receipt(services)
+    ticket = tickets.issue(services.installation_secret, receipt, derived, binding)
+    return ticket, derived.reply_public_key
+
+
+def _case_from_ticket(
+    services: Services, session: Session, ticket: str, binding: bytes
+) -> tuple[str, Case]:
+    """The receipt and new case a ticket stands for; refused when it cannot be used (again)."""
+    try:
+        opened = tickets.open_ticket(services.installation_secret, ticket, binding)
+    except tickets.TicketError as exc:
+        raise TicketRefused(str(exc)) from exc
+    # The lookup value is unique to a case: a ticket already used finds the case it made.
+    if session.scalar(select(Case.id).where(Case.receipt_lookup == opened.lookup)) is not None:
+        raise TicketUsed(TICKET_USED)
+    return opened.receipt, _add_case(session, opened.lookup, opened.reply_public_key)
 
 
 def find_case(services: Services, session: Session, receipt: str) -> tuple[Case, receipts.Derived]:
@@ -125,6 +178,10 @@ def _store(
     """
     # Only the envelope's own pieces are stored: a stray file part of the form is not.
     staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
+    # The quota counts the bytes on disk, not what the request or a header declared: a relay's
+    # case file, say, is unpacked into pieces before they are stored. This staging folder is
+    # among the staging that check_quota counts, so nothing is added for it.
+    check_quota(services, session, 0)
     submission_id = storage.new_id()
     day = today()
     size = services.store.commit(staging, submission_id, day)
@@ -221,11 +278,15 @@ def accept_sealed(
     declared_files: str,
     parts: Sequence[Part],
     case: Case | None = None,
+    ticket: str = "",
+    binding: bytes = b"",
     extra_parts: int = 0,
 ) -> tuple[str | None, Submission]:
     """Store an envelope sealed in the browser, after checking its structure only.
 
-    `extra_parts` counts the file parts the upload held beyond what was staged.
+    A report opens the case its `ticket` (from `prepare_report`, bound to the browser session
+    `binding`) stands for; a follow-up joins `case`. `extra_parts` counts the file parts the
+    upload held beyond what was staged.
     """
     if extra_parts:
         raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
@@ -249,19 +310,25 @@ def accept_sealed(
         raise Refused(DAMAGED_UPLOAD) from exc
     receipt = None
     if case is None:
-        receipt, case, _derived = new_case(services, session)
+        receipt, case = _case_from_ticket(services, session, ticket, binding)
     os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
     _name_blobs(staging, blobs)
-    submission = _store(
-        services,
-        session,
-        staging,
-        case,
-        kind=kind,
-        sealed_by="browser",
-        source="browser",
-        file_count=count,
-    )
+    try:
+        submission = _store(
+            services,
+            session,
+            staging,
+            case,
+            kind=kind,
+            sealed_by="browser",
+            source="browser",
+            file_count=count,
+        )
+    except IntegrityError:
+        if receipt is None:
+            raise
+        # The same ticket, sent twice at once: the other upload made the case first.
+        raise TicketUsed(TICKET_USED) from None
     return receipt, submission
 
 

@@ -2,29 +2,45 @@
 
 A person on a slow connection who attached evidence must not have to send it again because a
 question was left unanswered. Attachments were already sealed as they arrived; when the form
-comes back, they stay sealed in their staging folder and the page carries a signed token naming
-them (with their keys: the person who sent the file may hold its key). Sending the form again
-brings them back. Unclaimed staging folders are removed by `portal purge` after a day.
+comes back, they stay sealed in a folder of `sealed/.kept/` and the page carries a signed token
+naming them (with their keys: the person who sent the file may hold its key). Sending the form
+again brings them back.
+
+Keeping costs disk that no submission accounts for, so it is given only where it can be
+bounded: to a form whose CSRF check passed (so to a browser session that loaded the form), and
+within a budget per session and one for the whole site (`PORTAL_KEPT_SESSION_BYTES`,
+`PORTAL_KEPT_TOTAL_BYTES`). A kept folder is named for its session (a keyed digest of the
+session's CSRF secret), which is how the budget is counted and why a token brings files back
+only in the session it was given to. Outside those bounds the attachments are let go and the
+page asks for them again. Kept folders older than a token's life are removed by the hourly
+sweep (`retention.sweep_stale`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-from flask import current_app
+from flask import current_app, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.datastructures import MultiDict
 
-from portal import crypto, uploads
+from portal import crypto, storage, uploads
+from portal.config import Config
 
 MAX_AGE_SECONDS = 6 * 3600
 FIELD = "kept_files"
 KEEP = "keep_file"
 # Staged attachments are part-N when they arrive and kept-N once carried over a problem.
 PART_NAME = re.compile(r"(part|kept)-[0-9]{1,4}")
+LOCK = ".lock"
 
 
 @dataclass(frozen=True)
@@ -44,15 +60,80 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="portal-kept-files")
 
 
-def describe(staged: uploads.Uploads, parts: list[uploads.Part]) -> list[KeptFile]:
-    """The attachments of this request, to keep for the next try."""
+def session_tag() -> str | None:
+    """A keyed digest naming this browser session's kept folders; None without a session."""
+    secret = session.get(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"))
+    if not secret:
+        return None
+    return hashlib.blake2b(
+        str(secret).encode("utf-8"),
+        key=current_app.config["SECRET_KEY"],
+        digest_size=8,
+        person=b"portal-kept",
+    ).hexdigest()
+
+
+def describe(staging_id: str, parts: list[uploads.Part]) -> list[KeptFile]:
+    """The attachments of this request, kept under `staging_id` for the next try."""
     return [
-        KeptFile(
-            i, staged.staging.path.name, p.name, p.filename, p.content_type, p.size, p.key or b""
-        )
+        KeptFile(i, staging_id, p.name, p.filename, p.content_type, p.size, p.key or b"")
         for i, p in enumerate(parts)
         if p.key is not None
     ]
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One keeper at a time (across workers), so that concurrent forms cannot pass a budget."""
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def keep(
+    config: Config,
+    store: storage.BlobStore,
+    staged: uploads.Uploads,
+    files: list[uploads.Part],
+    *,
+    trusted: bool,
+) -> tuple[list[KeptFile], bool]:
+    """Keep this request's attachments for the next try, if allowed and within the budgets.
+
+    `trusted` says the form's CSRF check passed. Returns what is kept, and whether
+    attachments had to be let go (the page then asks for them again).
+    """
+    if not files:
+        return [], False
+    tag = session_tag() if trusted else None
+    if tag is None:
+        return [], True
+    staging = staged.staging
+    # Only the attachments wait: nothing else of the request is kept.
+    staging.keep_only({p.name for p in files})
+    size = staging.size()
+    store.ensure()
+    with _locked(store.kept):
+        ours = everyone = 0
+        for entry in os.scandir(store.kept):
+            if entry.is_dir(follow_symlinks=False):
+                used = storage.folder_bytes(Path(entry.path))
+                everyone += used
+                if entry.name.startswith(tag):
+                    ours += used
+        if ours + size > config.kept_session_bytes or everyone + size > config.kept_total_bytes:
+            return [], True
+        staging_id = staging.path.name
+        target = store.kept / (tag + staging_id)
+        os.rename(staging.path, target)
+    # A kept folder's age counts from now, not from the start of a long upload.
+    os.utime(target)
+    staging.path = target
+    staged.keep = True
+    return describe(staging_id, files), False
 
 
 def token(files: list[KeptFile]) -> str:
@@ -67,10 +148,13 @@ def token(files: list[KeptFile]) -> str:
     )
 
 
-def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.Part]:
+def restore(
+    form: MultiDict[str, str], staged: uploads.Uploads, store: storage.BlobStore
+) -> list[uploads.Part]:
     """Move kept attachments the person still wants into this request's staging folder."""
     raw = form.get(FIELD)
-    if not raw:
+    tag = session_tag()
+    if not raw or tag is None:
         return []
     try:
         items = _serializer().loads(raw, max_age=MAX_AGE_SECONDS)
@@ -84,10 +168,11 @@ def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.
         # A file kept once and kept again after a second problem is named kept-N by now.
         if not str(staging_name).isalnum() or not PART_NAME.fullmatch(str(part_name)):
             continue
-        earlier.add(str(staging_name))
+        earlier.add(tag + str(staging_name))
         if str(index) not in wanted:
             continue
-        source = staged.staging.path.parent / str(staging_name) / str(part_name)
+        # Only this session's folders: a token shown to another session brings back nothing.
+        source = store.kept / (tag + str(staging_name)) / str(part_name)
         name = f"kept-{index}"
         try:
             os.rename(source, staged.staging.path / name)
@@ -105,9 +190,9 @@ def restore(form: MultiDict[str, str], staged: uploads.Uploads) -> list[uploads.
             )
         )
     # What the person left out goes now, rather than at the next sweep of stale uploads.
-    for name in earlier - {staged.staging.path.name}:
-        shutil.rmtree(staged.staging.path.parent / name, ignore_errors=True)
+    for name in earlier:
+        shutil.rmtree(store.kept / name, ignore_errors=True)
     return restored
 
 
-__all__ = ["KeptFile", "describe", "restore", "token"]
+__all__ = ["KeptFile", "describe", "keep", "restore", "session_tag", "token"]

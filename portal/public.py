@@ -7,6 +7,9 @@ endpoints instead, so the server never sees the report.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import logging
 from typing import Any
 
 from flask import (
@@ -15,20 +18,37 @@ from flask import (
     Response,
     abort,
     g,
+    jsonify,
     render_template,
     request,
 )
+from flask import session as browser_session
 from flask_babel import gettext
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal import envelope, headers, i18n, intake, kept, presenting, schema, uploads
+from portal import (
+    crypto,
+    envelope,
+    headers,
+    i18n,
+    intake,
+    kept,
+    limits,
+    presenting,
+    resources,
+    schema,
+    sealer,
+    tickets,
+    uploads,
+)
 from portal.limits import limiter
 from portal.schema import N_
 from portal.services import Services, current
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
+log = logging.getLogger("portal")
 
 
 def _(text: str, **variables: str) -> str:
@@ -37,6 +57,9 @@ def _(text: str, **variables: str) -> str:
 
 
 ATTACHMENTS = "attachments"
+# The file parts the report form stores; any other (a sealed case file sent to the wrong page)
+# is let go unwritten.
+REPORT_FILE_FIELDS = frozenset({ATTACHMENTS})
 # What the problem summary calls each field: the same words as the label on its page (the
 # follow-up form's "description" is labelled "New information").
 REPORT_LABELS = {f.name: f.label for f in schema.REPORT_FIELDS} | {ATTACHMENTS: N_("Attachments")}
@@ -47,6 +70,9 @@ TOO_MANY_FILES = N_(
     "At most 100 files can be sent at once. The first 100 were received and are kept below; "
     "send the others afterwards, as more information with your receipt."
 )
+# Attachments that could not be kept across a problem: the form was not trusted (expired, or
+# no session), or keeping them would pass a budget (see `kept`).
+CHOOSE_AGAIN = N_("Your attachments could not be kept: please choose them again.")
 # Each answer is within its own limit, but together they pass what one envelope may hold.
 ALL_TOO_LONG = N_(
     "Together, your answers are too long to send at once. Please shorten this text, or send "
@@ -58,15 +84,32 @@ def _report_rate() -> str:
     return current().config.report_rate_limit
 
 
-def _follow_up_rate() -> str:
-    return current().config.follow_up_rate_limit
-
-
-# One budget for reports and one for follow-ups, shared by the form posted without
-# JavaScript and the browser-sealed upload: with a limit per view, each way in had its own
-# budget and a flood could spend both.
+# One budget for new receipts (each costs an Argon2id derivation), shared by the form posted
+# without JavaScript and the browser's way in: with a limit per view, each way in had its own
+# budget and a flood could spend both. A browser-sealed report spends the report budget when it
+# asks for its receipt; its upload, which makes no receipt but still arrives on disk before it
+# can be refused, has a budget of the same size of its own, so that the browser's reports are
+# not counted twice.
 report_limit = limiter.shared_limit(_report_rate, scope="report")
-follow_up_limit = limiter.shared_limit(_follow_up_rate, scope="follow-up")
+sealed_report_limit = limiter.shared_limit(_report_rate, scope="sealed-report")
+# Each lookup costs an Argon2id derivation. A receipt's 83 bits need no rate limit; the
+# server's processors and memory do. Each session has a small budget of its own inside the
+# site's, which is sized to what the machine can afford (portal/config.py), and spent only
+# once the session's has room: so one browser's tries cannot close follow-ups to everyone.
+follow_up_limit = limits.budget(
+    limits.Budget(
+        "follow-up-session",
+        lambda: current().config.follow_up_session_rate_limit,
+        limits.session_key("follow-up"),
+        whose="session",
+    ),
+    limits.Budget(
+        "follow-up",
+        lambda: current().config.follow_up_rate_limit,
+        limits.whole_site("follow-up"),
+        whose="site",
+    ),
+)
 
 
 @bp.url_value_preprocessor
@@ -110,8 +153,51 @@ def key() -> str:
     # The script shows beside it the fingerprint of the key it seals to.
     headers.allow_script()
     return render_template(
-        "public/key.html", fingerprint=services.team_fingerprint, key_text=services.team_key_text
+        "public/key.html",
+        fingerprint=services.team_fingerprint,
+        key_text=services.team_key_text,
+        sealer_sha256=_sealer_sha256(services.team_public_key),
+        script_sha256=_script_sha256(),
     )
+
+
+@bp.get("/key/sealer.html")
+def sealer_file() -> Response:
+    """The offline sealer made for the site's key: the same bytes whatever the page's language."""
+    made = _sealer_file(current().team_public_key)
+    if made is None:
+        abort(404)
+    # Never a page of this site: the file runs its own script, so it is only ever downloaded
+    # and opened from disk, even if something on the way dropped the Content-Disposition.
+    return Response(
+        made,
+        mimetype="application/octet-stream",
+        headers={"Content-Disposition": "attachment; filename=sealer.html"},
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _sealer_file(public_key: bytes) -> bytes | None:
+    """The sealer for a key, made once per process; None (and a log line) when it cannot be."""
+    try:
+        return sealer.build(public_key)
+    except sealer.SealerError as exc:
+        log.warning("The offline sealer is not offered: %s", exc)
+        return None
+
+
+def _sealer_sha256(public_key: bytes) -> str | None:
+    """The SHA-256 of the sealer the site offers, shown beside the download."""
+    made = _sealer_file(public_key)
+    return sealer.sha256(made) if made else None
+
+
+def _script_sha256() -> str | None:
+    """The SHA-256 of the sealing script as the site serves it, for comparison with a rebuild."""
+    try:
+        return hashlib.sha256(resources.SCRIPT.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 @bp.get("/key/team.pub")
@@ -142,7 +228,7 @@ def render_report(
         sections=schema.REPORT_SECTIONS,
         details_title=schema.DETAILS_TITLE,
         details_intro=schema.DETAILS_INTRO,
-        values=values or MultiDict(),
+        values=_echo(values, schema.REPORT_FIELDS),
         problems={p.field: p.message for p in problems or ()},
         problem_list=problems or [],
         notice=notice,
@@ -153,7 +239,28 @@ def render_report(
     ), status
 
 
-def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
+def _echo(
+    values: MultiDict[str, str] | None, fields: tuple[schema.Field, ...]
+) -> MultiDict[str, str]:
+    """What was typed, to show again: the form's own fields only, none longer than its limit."""
+    return MultiDict(schema.echo(values.to_dict(flat=False), fields) if values else {})
+
+
+def _keep(
+    services: Services,
+    staged: uploads.Uploads,
+    files: list[uploads.Part],
+    problems: list[schema.Problem],
+    trusted: bool,
+) -> list[kept.KeptFile]:
+    """Keep the attachments for the next try; where they cannot be, a problem asks for them."""
+    kept_files, let_go = kept.keep(services.config, services.store, staged, files, trusted=trusted)
+    if let_go:
+        problems.append(schema.Problem(ATTACHMENTS, CHOOSE_AGAIN))
+    return kept_files
+
+
+def limited_report(form: MultiDict[str, str], status: int = 429) -> tuple[str, int]:
     """The report form again, calm, when too many reports arrive at once."""
     return render_report(
         form,
@@ -162,25 +269,20 @@ def limited_report(form: MultiDict[str, str]) -> tuple[str, int]:
             "typed is still below. Please wait a few minutes and send it again; attachments must "
             "be chosen again."
         ),
-        status=429,
+        status=status,
     )
 
 
-def limited_follow_up(form: MultiDict[str, str]) -> tuple[str, int]:
-    """The follow-up page again, calm, when too many lookups arrive at once.
+def limited_follow_up(form: MultiDict[str, str], notice: str, status: int = 429) -> tuple[str, int]:
+    """The follow-up page again, with `notice`, when too many lookups arrive at once.
 
     The case is not looked up (that is the costly part being limited); what was typed, the
     receipt included, comes back as it was.
     """
-    notice = _(
-        "Many people are using the portal right now, so this was not sent yet. Everything you "
-        "typed is still below. Please wait a few minutes and try again; attachments must be "
-        "chosen again."
-    )
     receipt = form.get("receipt", "")
     if form.get("step") == "add":
-        return _case_page(receipt, None, form, [], [], notice), 429
-    return _receipt_page(notice, receipt), 429
+        return _case_page(receipt, None, form, [], [], notice), status
+    return _receipt_page(notice, receipt), status
 
 
 @bp.get("/submit")
@@ -196,19 +298,22 @@ def submit_post() -> tuple[str, int]:
     services = current()
     with services.sessions() as session:
         intake.check_quota(services, session, request.content_length or 0)
-        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
+        staged = uploads.expect_uploads(
+            services.store, uploads.SEAL, max_files=100, fields=REPORT_FILE_FIELDS
+        )
         form = request.form
         if form.get(schema.HONEYPOT):
             return _quietly_dropped(staged)
         staged.finish()
         problem = _csrf_problem(form)
-        files = kept.restore(form, staged) + [p for p in staged.parts if p.field == ATTACHMENTS]
+        files = kept.restore(form, staged, services.store)
+        files += [p for p in staged.parts if p.field == ATTACHMENTS]
         files, file_problems = _within_file_limit(staged, files)
         values = schema.collect(form.to_dict(flat=False), schema.REPORT_FIELDS)
         problems = schema.check(values, schema.REPORT_FIELDS) + file_problems
         if problem or problems:
-            staged.keep = bool(files)
-            return render_report(form, problems, problem, kept.describe(staged, files), 400)
+            kept_files = _keep(services, staged, files, problems, trusted=problem is None)
+            return render_report(form, problems, problem, kept_files, 400)
         try:
             receipt, _submission = intake.seal_on_arrival(
                 services,
@@ -220,9 +325,9 @@ def submit_post() -> tuple[str, int]:
                 parts=files,
             )
         except intake.TooLong:
-            staged.keep = bool(files)
             problems = [schema.Problem("description", ALL_TOO_LONG)]
-            return render_report(form, problems, None, kept.describe(staged, files), 400)
+            kept_files = _keep(services, staged, files, problems, trusted=True)
+            return render_report(form, problems, None, kept_files, 400)
         staged.committed = True
     urgent = values.get(schema.URGENT) == "yes"
     return render_template(
@@ -233,7 +338,10 @@ def submit_post() -> tuple[str, int]:
 def render_case_file(notice: str | None = None, status: int = 200) -> tuple[str, int]:
     """The organisations' page for a case sealed on their own computer."""
     return render_template(
-        "public/case_file.html", notice=notice, csrf_token=generate_csrf()
+        "public/case_file.html",
+        notice=notice,
+        csrf_token=generate_csrf(),
+        sealer_sha256=_sealer_sha256(current().team_public_key),
     ), status
 
 
@@ -287,10 +395,34 @@ def refusal(exc: intake.Refused) -> str:
     return _(exc.message, **{k: str(v) for k, v in exc.params.items()})
 
 
-@bp.post("/submit/sealed")
+@bp.post("/submit/prepare")
 @report_limit
+def submit_prepare() -> Response | tuple[str, int]:
+    """Before the browser seals a report: its reply key, and its receipt inside a ticket.
+
+    The ticket is for the browser's memory only: it comes back with the sealed upload, and the
+    receipt in it is shown once the report is stored.
+    """
+    if problem := _csrf_problem(request.form):
+        return render_template("public/refused.html", reason=problem), 400
+    services = current()
+    # A full store turns the report away now, before sealing and before the costly derivation;
+    # the smallest report is one sealed manifest.
+    with services.sessions() as session:
+        intake.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
+    ticket, reply_key = intake.prepare_report(services, _session_binding())
+    return jsonify({"ticket": ticket, "reply_public_key": crypto.b64encode(reply_key)})
+
+
+def _session_binding() -> bytes:
+    # The session's random CSRF secret: a ticket carried to another browser is of no use there.
+    return tickets.session_binding(str(browser_session.get("csrf_token", "")))
+
+
+@bp.post("/submit/sealed")
+@sealed_report_limit
 def submit_sealed() -> tuple[str, int]:
-    """A report sealed in the browser: only its structure is checked, then it is stored."""
+    """A report sealed in the browser: only its structure and its ticket are checked."""
     return _sealed("report")
 
 
@@ -320,8 +452,13 @@ def _sealed(kind: str) -> tuple[str, int]:
                 declared_files=form.get("file_count", ""),
                 parts=parts,
                 case=case,
+                ticket=form.get("ticket", ""),
+                binding=_session_binding(),
                 extra_parts=staged.overflow,
             )
+        except intake.TicketRefused:
+            # The script asks for a fresh ticket on every try: sending again is the remedy.
+            return render_template("public/refused.html", reason=_expired()), 400
         except intake.Refused as exc:
             return render_template("public/refused.html", reason=refusal(exc)), 400
         staged.committed = True
@@ -345,11 +482,15 @@ def _csrf_problem(form: MultiDict[str, str]) -> str | None:
     try:
         validate_csrf(form.get("csrf_token"))
     except ValidationError:
-        return _(
-            "This form had expired, so nothing was sent yet. Everything you typed is "
-            "still below: please check it and send it again."
-        )
+        return _expired()
     return None
+
+
+def _expired() -> str:
+    return _(
+        "This form had expired, so nothing was sent yet. Everything you typed is "
+        "still below: please check it and send it again."
+    )
 
 
 def _quietly_dropped(staged: uploads.Uploads) -> tuple[str, int]:
@@ -381,9 +522,12 @@ def follow_up_post() -> tuple[str, int]:
     """Open a case with its receipt: show replies; add information to it."""
     services = current()
     with services.sessions() as session:
-        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=100)
+        staged = uploads.expect_uploads(
+            services.store, uploads.SEAL, max_files=100, fields=frozenset({ATTACHMENTS})
+        )
         form = request.form
-        files = kept.restore(form, staged) + [p for p in staged.finish() if p.field == ATTACHMENTS]
+        files = kept.restore(form, staged, services.store)
+        files += [p for p in staged.finish() if p.field == ATTACHMENTS]
         receipt = form.get("receipt", "")
         adding = form.get("step") == "add"
         problem = _csrf_problem(form)
@@ -406,11 +550,11 @@ def follow_up_post() -> tuple[str, int]:
         problems = schema.check(values, schema.FOLLOW_UP_FIELDS) + file_problems
         if problem or problems:
             # An expired form comes back like one with a problem: the case page, with the
-            # new information as typed and its attachments kept.
-            staged.keep = bool(files)
-            kept_files = kept.describe(staged, files)
+            # new information as typed (its attachments are kept only for a trusted form).
+            kept_files = _keep(services, staged, files, problems, trusted=problem is None)
             return _case_page(receipt, replies, form, problems, kept_files, problem), 400
-        intake.check_quota(services, session, staged.staging.size())
+        # This request's files are already in staging, which the quota counts.
+        intake.check_quota(services, session, 0)
         try:
             intake.seal_on_arrival(
                 services,
@@ -423,9 +567,9 @@ def follow_up_post() -> tuple[str, int]:
                 case=case,
             )
         except intake.TooLong:
-            staged.keep = bool(files)
             problems = [schema.Problem("description", ALL_TOO_LONG)]
-            return _case_page(receipt, replies, form, problems, kept.describe(staged, files)), 400
+            kept_files = _keep(services, staged, files, problems, trusted=True)
+            return _case_page(receipt, replies, form, problems, kept_files), 400
         staged.committed = True
     return render_template("public/follow_up_done.html", sealed_by="server"), 200
 
@@ -450,10 +594,10 @@ def _case_page(
 ) -> str:
     return render_template(
         "public/follow_up_case.html",
-        receipt=receipt,
+        receipt=receipt[:100],
         replies=replies,
         fields=schema.FOLLOW_UP_FIELDS,
-        values=values,
+        values=_echo(values, schema.FOLLOW_UP_FIELDS),
         problems={p.field: p.message for p in problems},
         problem_list=problems,
         notice=notice,

@@ -11,23 +11,19 @@ is there with their receipt.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import threading
 import unicodedata
 from dataclasses import dataclass
 
 import nacl.bindings as sodium
 import nacl.pwhash
 
+from portal import offload
+
 DIGITS = 25
 GROUP = 5
 # What people type between groups: hyphens and dashes of every kind, underscores, dots.
 SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014_.\u00b7"
-# Each derivation holds its whole memory cost while it runs. More of them at once than there
-# are cores is no faster, so a worker's threads take turns: a flood of reports then costs a
-# worker at most this many times the memory cost, not one per thread.
-_DERIVING = threading.BoundedSemaphore(len(os.sched_getaffinity(0)) or 1)
 
 
 class ReceiptError(ValueError):
@@ -72,10 +68,14 @@ def derive(receipt: str, installation_secret: bytes, opslimit: int, memlimit: in
     """Derive the lookup value and reply key pair of a receipt (expensive by design)."""
     digits = normalise(receipt)
     salt = hashlib.blake2b(installation_secret, digest_size=16, person=b"portal-rcpt-salt").digest()
-    with _DERIVING:
-        stretched = nacl.pwhash.argon2id.kdf(
-            64, digits.encode("ascii"), salt, opslimit=opslimit, memlimit=memlimit
-        )
+    # Each derivation holds its whole memory cost while it runs, and more of them at once
+    # than there are cores is no faster: they take turns, off the event loop under gevent, so
+    # a flood of reports costs at most one memory cost per core and stalls nobody else.
+    stretched = offload.cpu_bound(_stretch, digits.encode("ascii"), salt, opslimit, memlimit)
     lookup = hashlib.blake2b(stretched[:32], digest_size=32, person=b"portal-lookup").digest()
     public, secret = sodium.crypto_box_seed_keypair(stretched[32:])
     return Derived(lookup, public, secret)
+
+
+def _stretch(digits: bytes, salt: bytes, opslimit: int, memlimit: int) -> bytes:
+    return nacl.pwhash.argon2id.kdf(64, digits, salt, opslimit=opslimit, memlimit=memlimit)

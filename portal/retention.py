@@ -1,20 +1,33 @@
 """Retention: sealed data leaves the server a set number of days after export, or after a
-longer limit when it was never exported; leftovers of interrupted uploads go too."""
+longer limit when it was never exported; leftovers of interrupted uploads go too.
+
+Abandoned staging (an upload cut off for good, attachments kept for a form that never came
+back) is swept by `portal purge` and, so that a flood of such forms cannot wait a day for the
+timer, by the public site itself at most once an hour (`init_app`).
+"""
 
 from __future__ import annotations
 
+import logging
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
+from pathlib import Path
 
+from flask import Flask, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.kept import MAX_AGE_SECONDS as KEPT_SECONDS
 from portal.models import Case, Submission
 from portal.services import Services, today
 
+log = logging.getLogger("portal")
+
 STALE_SECONDS = 24 * 3600
+SWEEP_EVERY_SECONDS = 3600
 
 
 def delete_after(services: Services, submission: Submission) -> date:
@@ -68,14 +81,69 @@ def sweep(services: Services) -> int:
 
 
 def sweep_stale(services: Services) -> int:
-    """While running: remove staging folders untouched for a day (abandoned forms)."""
-    incoming = services.store.incoming
-    if not incoming.exists():
+    """While running: remove staging folders untouched for a day (uploads cut off for good) and
+    kept folders older than the token that could claim them."""
+    now = time.time()
+    store = services.store
+    return _remove_older(store.incoming, now - STALE_SECONDS) + _remove_older(
+        store.kept, now - KEPT_SECONDS
+    )
+
+
+def _remove_older(folder: Path, limit: float) -> int:
+    if not folder.exists():
         return 0
     removed = 0
-    limit = time.time() - STALE_SECONDS
-    for folder in incoming.iterdir():
-        if folder.stat().st_mtime < limit:
-            shutil.rmtree(folder, ignore_errors=True)
+    for item in folder.iterdir():
+        try:
+            old = item.is_dir() and item.stat().st_mtime < limit
+        except FileNotFoundError:  # claimed or removed meanwhile
+            continue
+        if old:
+            shutil.rmtree(item, ignore_errors=True)
             removed += 1
     return removed
+
+
+class HourlySweep:
+    """`sweep_stale` at most once an hour in this process."""
+
+    def __init__(self, services: Services) -> None:
+        """Sweep the staging of `services`; the first request of the process sweeps."""
+        self._services = services
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def due(self) -> bool:
+        """Whether a sweep is due now; if so, the next is an hour away (whoever asks)."""
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                return False
+            self._next = now + SWEEP_EVERY_SECONDS
+            return True
+
+    def run(self) -> None:
+        """Sweep; a failure is logged and waits for the next hour."""
+        try:
+            sweep_stale(self._services)
+        except OSError as exc:
+            log.warning("stale staging sweep failed: %s", type(exc).__name__)
+
+
+def init_app(app: Flask) -> None:
+    """Sweep abandoned staging from the site's own requests, at most once an hour per process.
+
+    From requests rather than a timer or a thread of the serving process: it works under any
+    WSGI server (`portal.wsgi:public`), needs no unit of its own, and keeps no time on disk.
+    Staging only grows through requests, so a site with no requests has nothing new to sweep.
+    The sweep runs once the response has been sent, so nobody's page waits for it.
+    """
+    sweeper = HourlySweep(app.extensions["portal"])
+    app.extensions["portal.sweep"] = sweeper
+
+    @app.after_request
+    def _sweep_now_and_then(response: Response) -> Response:
+        if sweeper.due():
+            response.call_on_close(sweeper.run)
+        return response

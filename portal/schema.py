@@ -542,6 +542,26 @@ def collect(form: Mapping[str, Sequence[str]], fields: Sequence[Field]) -> Field
     return values
 
 
+def echo(form: Mapping[str, Sequence[str]], fields: Sequence[Field]) -> dict[str, list[str]]:
+    """What was posted, to show again in its form: the form's own fields, each within its limit.
+
+    A choice is shown only if it is one of the field's own; a text is cut to its limit (with
+    line endings as LF, as `collect` counts them). However large the post, the page that
+    answers it is no larger than the form itself can hold.
+    """
+    shown: dict[str, list[str]] = {}
+    for f in fields:
+        posted = form.get(f.name, ())
+        if f.kind in (RADIO, CHECKBOXES):
+            allowed = {choice for choice, _ in f.choices}
+            chosen = [v for v in posted if v in allowed][: len(allowed)]
+        else:
+            chosen = [v.replace("\r\n", "\n").replace("\r", "\n")[: f.limit] for v in posted[:1]]
+        if chosen:
+            shown[f.name] = chosen
+    return shown
+
+
 def check(values: FieldValues, fields: Sequence[Field]) -> list[Problem]:
     """Check values against the fields' rules; messages are English and marked for translation."""
     problems: list[Problem] = []

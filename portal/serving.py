@@ -1,32 +1,30 @@
 """Serving both sites with gunicorn: an arbiter per site, both started and kept by `portal serve`.
 
 Why two arbiters rather than one whose application picks the site by listening socket: each
-site then has its own workers and threads, so a flood of slow uploads on the public site can
-never take the threads the staff need, and each runs with settings fit for it (the public site
-takes hour-long uploads; the staff site does not). `portal serve` starts one child process per
-site (`python -m portal.serving SITE OPTIONS`), passes on the signals it receives (TERM: finish
+site then has its own workers, so a flood of slow uploads on the public site can never take
+what the staff need, and each runs with settings fit for it (the public site takes hour-long
+uploads; the staff site does not). `portal serve` starts one child process per site
+(`python -m portal.serving SITE OPTIONS`), passes on the signals it receives (TERM: finish
 requests then stop, INT: stop now, HUP: reload workers, USR1: reopen log files), and stops the
 other site and exits with an error when one of them stops by itself, so that systemd restarts
 both.
 
-Uploads at Tor speeds (tens of KB/s, an hour for 500 MiB) need a worker that does not tie a
-process to a request: gunicorn's `gthread` worker, whose heartbeat comes from its main loop
-and so never kills a long upload. gthread itself never times out a client that stops sending
-mid-request, so `PortalWorker` bounds every read from a client socket: a read that waits longer
-than `read_timeout` drops the request, and so does a client that falls behind `min_rate` bytes
-a second on average after the first `read_timeout` seconds (a slow-loris trickle). A stalled
-body gets a 408 page from the application; stalled headers get a bare 408. Both free the
-thread at once, and other requests are served meanwhile by the other threads.
+Uploads at Tor speeds (a few KB/s, an hour for a large file) must cost memory, not a thread:
+the public site runs `portal.green.GreenWorker`, gunicorn's gevent worker, where thousands of
+slow clients can be in flight at once while everyone else is answered; large bodies take turns
+(`portal.gate`) so that what must always answer never waits behind them. The staff site, which
+a handful of authorised people use, runs `portal.workers.PortalWorker`, gunicorn's threaded
+worker, which the public site can also be given (`--worker-class gthread`). Both bound every
+read from a client by time and by pace (see `portal.workers`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import errno
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -38,27 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-from gunicorn.http import wsgi as gunicorn_wsgi  # type: ignore[import-untyped]
-from gunicorn.http.errors import (  # type: ignore[import-untyped]
-    ExpectationFailed,
-    InvalidResponseHeader,
-    InvalidResponseHeaderName,
-    LimitRequestHeaders,
-    LimitRequestLine,
-    UnsupportedTransferCoding,
-)
-from gunicorn.http.parser import RequestParser  # type: ignore[import-untyped]
-from gunicorn.http.unreader import SocketUnreader  # type: ignore[import-untyped]
-from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-untyped]
 
 from portal import logs
-from portal.headers import PLAIN_HEADERS
+from portal.workers import MIN_RATE, READ_TIMEOUT, PortalWorker
 
 log = logging.getLogger("portal.serving")
 
 SITES = ("public", "staff")
-# gunicorn's heartbeat: the gthread main loop beats every second whatever its threads do, so
-# this only catches a worker whose main loop is stuck, never a slow request.
+# gunicorn's heartbeat: both workers' main loops beat every second whatever their requests do
+# (the gevent worker's too, since nothing costly runs on its event loop), so this only catches
+# a worker that is stuck, never a slow request.
 HEARTBEAT_SECONDS = 60
 KEEPALIVE_SECONDS = 10
 LIMIT_REQUEST_LINE = 4094
@@ -67,15 +54,9 @@ LIMIT_REQUEST_FIELD_SIZE = 8190
 # Sockets 0660: the owner and the group (debian-tor, through a setgid folder) may connect.
 SOCKET_UMASK = 0o117
 STAFF_THREADS = 8
-STATUS_REASONS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-}
+WORKER_CLASSES = ("gevent", "gthread")
+# Connections one gevent worker holds at once; beyond them, new ones wait in the listen queue.
+CONNECTIONS = 4000
 
 
 @dataclass(frozen=True)
@@ -85,9 +66,11 @@ class SiteOptions:
     site: str
     bind: str  # "unix:/path" or "127.0.0.1:port"
     workers: int = 1
-    threads: int = 16
-    read_timeout: float = 60.0
-    min_rate: int = 1024
+    worker_class: str = "gevent"
+    threads: int = 16  # gthread only
+    connections: int = CONNECTIONS  # gevent only
+    read_timeout: float = READ_TIMEOUT
+    min_rate: int = MIN_RATE
     graceful_timeout: int = 30
     log_file: str | None = None
     access_log: str | None = None
@@ -104,202 +87,6 @@ class SiteOptions:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading from clients: every wait bounded
-
-
-class RequestStalled(TimeoutError):
-    """A client stopped sending, or sent too slowly, in the middle of a request."""
-
-
-def plain_response(status: int) -> bytes:
-    """A short response made outside the application, with the portal's headers, closing."""
-    reason = STATUS_REASONS.get(status, "Error")
-    body = f"{status} {reason}\n".encode("ascii")
-    lines = [
-        f"HTTP/1.1 {status} {reason}",
-        "Connection: close",
-        "Content-Type: text/plain; charset=utf-8",
-        f"Content-Length: {len(body)}",
-        *(f"{name}: {value}" for name, value in PLAIN_HEADERS),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-def _send_quietly(sock: socket.socket, data: bytes) -> None:
-    try:
-        sock.settimeout(2.0)
-        sock.sendall(data)
-    except OSError:
-        pass
-
-
-class GuardedUnreader(SocketUnreader):  # type: ignore[misc]
-    """gunicorn's socket reader, with every wait bounded by time and by the client's pace."""
-
-    def __init__(self, sock: socket.socket, read_timeout: float, min_rate: int) -> None:
-        """Read from `sock`; see the module's description for the two limits."""
-        super().__init__(sock)
-        self.read_timeout = read_timeout
-        self.min_rate = min_rate
-        self.begin()
-
-    def begin(self) -> None:
-        """A new request starts: its clock starts, and its headers come first."""
-        self.started = time.monotonic()
-        self.received = 0
-        self.in_body = False
-        self.tripped = False
-
-    def _allowance(self, now: float) -> float:
-        """Seconds the client may still take before it falls behind the minimum rate."""
-        if self.min_rate <= 0:
-            return float("inf")
-        return self.started + self.read_timeout + self.received / self.min_rate - now
-
-    def chunk(self, size_hint: int | None = None) -> bytes:
-        """The next bytes from the client, or the request is dropped."""
-        if self.tripped:
-            return self._trip()
-        prior = self.sock.gettimeout()
-        wait = min(self.read_timeout, self._allowance(time.monotonic()))
-        if prior:
-            # gunicorn bounds its own reads (draining a body) with shorter deadlines: keep them.
-            wait = min(wait, prior)
-        if wait <= 0:
-            return self._trip()
-        self.sock.settimeout(wait)
-        try:
-            data: bytes = super().chunk(size_hint)
-        except TimeoutError:
-            return self._trip()
-        finally:
-            with contextlib.suppress(OSError):
-                self.sock.settimeout(prior)
-        self.received += len(data)
-        return data
-
-    def _trip(self) -> bytes:
-        first = not self.tripped
-        self.tripped = True
-        if first:
-            log.info(
-                "dropped a request whose %s stopped arriving in time (after %.0f s)",
-                "body" if self.in_body else "headers",
-                time.monotonic() - self.started,
-            )
-        if self.in_body:
-            # The application turns this into its 408 page (see portal.wsgi.Hardened).
-            raise RequestStalled("the client stopped sending")
-        if first:
-            _send_quietly(self.sock, plain_response(408))
-        # An end of stream: gunicorn closes the connection without logging a failure.
-        return b""
-
-
-class GuardedConn(TConn):  # type: ignore[misc]
-    """A gthread connection whose reads are guarded (see `GuardedUnreader`)."""
-
-    def __init__(
-        self,
-        cfg: Any,
-        sock: socket.socket,
-        client: Any,
-        server: Any,
-        read_timeout: float,
-        min_rate: int,
-    ) -> None:
-        """Accept `sock` with the given limits."""
-        super().__init__(cfg, sock, client, server)
-        self.read_timeout = read_timeout
-        self.min_rate = min_rate
-
-    def init(self) -> None:
-        """Before each request: set up the parser once, then start the request's clock."""
-        super().init()
-        # Bounds writes too: a client that stops reading a response is let go.
-        self.sock.settimeout(self.read_timeout)
-        if isinstance(self.parser, RequestParser):
-            unreader = self.parser.unreader
-            if not isinstance(unreader, GuardedUnreader):
-                guarded = GuardedUnreader(self.sock, self.read_timeout, self.min_rate)
-                guarded.buf = unreader.buf
-                self.parser.unreader = guarded
-            self.parser.unreader.begin()
-
-
-class QuietResponse(gunicorn_wsgi.Response):  # type: ignore[misc]
-    """gunicorn's response without the `Server` header that names the software."""
-
-    def default_headers(self) -> list[str]:
-        """The status line, Date and Connection, and no Server."""
-        return [
-            line for line in super().default_headers() if not line.lower().startswith("server:")
-        ]
-
-
-class PortalWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's gthread worker with guarded reads, no Server header and short error answers."""
-
-    def init_process(self) -> None:
-        """In the worker process only: answer with `QuietResponse`."""
-        # gunicorn builds each response from this module attribute, and offers no setting.
-        gunicorn_wsgi.Response = QuietResponse
-        super().init_process()
-
-    def _limits(self) -> tuple[float, int]:
-        options = getattr(self.app, "options", None)
-        if isinstance(options, SiteOptions):
-            return options.read_timeout, options.min_rate
-        return SiteOptions.read_timeout, SiteOptions.min_rate
-
-    def accept(self, listener: socket.socket) -> None:
-        """Accept a connection as gthread does, as a `GuardedConn`."""
-        try:
-            client_sock, client_addr = listener.accept()
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        client_sock.setblocking(True)
-        read_timeout, min_rate = self._limits()
-        conn = GuardedConn(
-            self.cfg, client_sock, client_addr, listener.getsockname(), read_timeout, min_rate
-        )
-        self.enqueue_req(conn)
-
-    def handle_request(self, req: Any, conn: Any) -> bool:
-        """The headers are in: from here on, a stall is the body's."""
-        unreader = getattr(getattr(conn, "parser", None), "unreader", None)
-        if isinstance(unreader, GuardedUnreader):
-            unreader.in_body = True
-        return bool(super().handle_request(req, conn))
-
-    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        """A request gunicorn could not parse or serve: a short answer, a log line without it."""
-        if isinstance(exc, LimitRequestLine):
-            status = 414
-        elif isinstance(exc, LimitRequestHeaders):
-            status = 431
-        elif isinstance(exc, UnsupportedTransferCoding):
-            status = 501
-        elif isinstance(exc, ExpectationFailed):
-            status = 417
-        elif isinstance(exc, InvalidResponseHeader | InvalidResponseHeaderName):
-            status = 500  # the application's fault, not the client's
-        elif type(exc).__module__.startswith("gunicorn.http"):
-            status = 400
-        else:
-            status = 500
-        if status == 500:
-            log.error("could not serve a request (%s)", type(exc).__name__, exc_info=exc)
-        else:
-            # gunicorn's own line would quote the request line or the header it refused.
-            log.info("refused a malformed request with %d (%s)", status, type(exc).__name__)
-        _send_quietly(client, plain_response(status))
-
-
-# ---------------------------------------------------------------------------------------------
 # One site, one arbiter
 
 
@@ -312,11 +99,14 @@ def _post_fork(server: Any, worker: Any) -> None:
 
 def gunicorn_settings(options: SiteOptions) -> dict[str, Any]:
     """gunicorn's settings for one site."""
+    green = options.worker_class == "gevent"
     return {
         "bind": [options.bind],
         "workers": options.workers,
         "threads": options.threads,
-        "worker_class": PortalWorker,
+        # Named, not imported: only a process that serves with gevent ever imports it.
+        "worker_class": "portal.green.GreenWorker" if green else PortalWorker,
+        "worker_connections": options.connections,
         "timeout": HEARTBEAT_SECONDS,
         "graceful_timeout": options.graceful_timeout,
         "keepalive": KEEPALIVE_SECONDS,
@@ -324,7 +114,9 @@ def gunicorn_settings(options: SiteOptions) -> dict[str, Any]:
         "limit_request_fields": LIMIT_REQUEST_FIELDS,
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         "umask": SOCKET_UMASK,
-        "preload_app": True,
+        # The gevent worker patches the standard library as it starts; the site is built after
+        # that, in the worker, so that its locks and connections are gevent's.
+        "preload_app": not green,
         "post_fork": _post_fork,
         "proc_name": f"portal-{options.site}",
         "control_socket_disable": True,
@@ -382,6 +174,26 @@ def _die_with_parent(parent: int) -> None:
         sys.exit(1)
 
 
+def _allow_connections(options: SiteOptions) -> None:
+    """Raise this process's open-file limit to what its connections need, within the hard one.
+
+    Every connection is a file descriptor; the usual soft limit of 1024 would refuse clients
+    long before the gevent worker runs out of memory.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = options.workers * options.connections + 256
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < options.connections:
+        log.warning(
+            "at most %d files may be open; raise the limit (LimitNOFILE) for %d connections",
+            wanted,
+            options.connections,
+        )
+
+
 def run_site(options: SiteOptions) -> None:
     """Run one site's arbiter in this process until it is told to stop."""
     PortalApplication(options).run()
@@ -395,6 +207,7 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent(int(argv[3]))
+    _allow_connections(options)
     run_site(options)
     return 0
 

@@ -122,7 +122,7 @@ def login_post() -> tuple[str, int] | BaseResponse:
         except accounts.LoginRefused as refused:
             name = refused.member.name if refused.member else audit.UNKNOWN_NAME
             # The day only, as everywhere in the log: not the time the lock ends.
-            detail = "the account is now locked" if refused.locked_until else ""
+            detail = "the account is now locked" if refused.locked_now else ""
             if refused.was_locked:
                 audit.record(db, name, "login-locked")
             else:
@@ -139,11 +139,13 @@ def login_post() -> tuple[str, int] | BaseResponse:
 
 
 def _refusal(refused: accounts.LoginRefused) -> str:
+    # One message for an unknown name, a wrong factor and a locked account, so the page tells
+    # no one which accounts exist; the lock is named only to whoever gave both right factors.
     if refused.locked_until is not None:
         return _(
             "This account is locked until %(time)s UTC after repeated failed sign-ins. "
-            "Try again then; a team member with access to the server can unlock it sooner "
-            "with “portal staff unlock”.",
+            "Try again then, or ask an administrator (a team member with access to the "
+            "server) to unlock it sooner with “portal staff unlock”.",
             time=f"{refused.locked_until:%H:%M}",
         )
     return _(

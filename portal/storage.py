@@ -4,7 +4,9 @@ Each submission is a folder `sealed/<id>/` holding `manifest.sealed` and `0.blob
 A request writes into a private staging folder under `sealed/.incoming/`, fsyncs every file,
 renames the folder into place and fsyncs the parent, and only then does the caller commit the
 database row. A crash at any moment leaves either a complete submission or leftovers that
-`sweep()` removes at the next start. File times are set to midnight UTC of the day, so the
+`sweep()` removes at the next start. Attachments kept across a form that came back with a
+problem wait in `sealed/.kept/` (see `portal.kept`); staging and kept folders count towards the
+storage quota like stored submissions. File times are set to midnight UTC of the day, so the
 file system does not keep the time of day a submission arrived.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 INCOMING = ".incoming"
+KEPT = ".kept"
 MANIFEST = "manifest.sealed"
 
 
@@ -72,7 +75,7 @@ class Staging:
 
     def size(self) -> int:
         """The bytes staged so far."""
-        return sum(p.stat().st_size for p in self.path.iterdir())
+        return folder_bytes(self.path)
 
     def discard(self) -> None:
         """Remove the staging folder and everything in it."""
@@ -86,11 +89,13 @@ class BlobStore:
         """Keep sealed submissions under `root`."""
         self.root = root
         self.incoming = root / INCOMING
+        self.kept = root / KEPT
 
     def ensure(self) -> None:
         """Create the folders, private to the service's user."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.incoming.mkdir(mode=0o700, exist_ok=True)
+        self.kept.mkdir(mode=0o700, exist_ok=True)
 
     def stage(self) -> Staging:
         """A new, empty staging folder."""
@@ -117,9 +122,14 @@ class BlobStore:
         _fsync_dir(staging.path)
         target = self.path(submission_id)
         os.rename(staging.path, target)
-        os.utime(target, (stamp, stamp))
-        _fsync_dir(self.root)
-        _fsync_dir(self.incoming)
+        try:
+            os.utime(target, (stamp, stamp))
+            _fsync_dir(self.root)
+            _fsync_dir(self.incoming)
+        except OSError:
+            # Not durable, so not stored: no folder without its row is left behind.
+            shutil.rmtree(target, ignore_errors=True)
+            raise
         return total
 
     def open(self, submission_id: str, name: str) -> BinaryIO:
@@ -135,16 +145,43 @@ class BlobStore:
         """The ids of every submission folder on disk."""
         if not self.root.exists():
             return set()
-        return {p.name for p in self.root.iterdir() if p.is_dir() and p.name != INCOMING}
+        return {
+            p.name for p in self.root.iterdir() if p.is_dir() and p.name not in (INCOMING, KEPT)
+        }
+
+    def staging_bytes(self) -> int:
+        """The bytes in staging and kept folders: on disk, though not yet stored."""
+        return sum(folder_bytes(folder) for folder in (self.incoming, self.kept))
 
     def sweep(self, known_ids: set[str]) -> int:
-        """Remove staging leftovers and folders with no database row; return how many."""
+        """Remove staging and kept leftovers and folders with no database row; return how many."""
         removed = 0
-        if self.incoming.exists():
-            for leftover in self.incoming.iterdir():
-                shutil.rmtree(leftover, ignore_errors=True)
-                removed += 1
+        for folder in (self.incoming, self.kept):
+            if not folder.exists():
+                continue
+            for leftover in folder.iterdir():
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                    removed += 1
         for orphan in self.stored_ids() - known_ids:
             shutil.rmtree(self.root / orphan, ignore_errors=True)
             removed += 1
         return removed
+
+
+def folder_bytes(path: Path) -> int:
+    """The size of every file under `path` (0 when it is gone); files may vanish meanwhile."""
+    total = 0
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += folder_bytes(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+        except FileNotFoundError:
+            continue
+    return total

@@ -5,8 +5,9 @@ request class hands it a stream that seals as it writes: each attached file beco
 the envelope format, under a fresh key, directly in the blob store's staging folder. For
 uploads that arrive already sealed (from the browser or a relay's sealed case file), the stream
 writes the bytes as they are and stops at the size a sealed piece may have. A view says which
-of the two it wants, through `expect_uploads()`, before it touches `request.form`; a file part
-arriving anywhere else is refused. A relay's case file posted with the report form is the one
+of the two it wants, and under which field names, through `expect_uploads()`, before it
+touches `request.form`; a file part under another name is let go unwritten, and a file part
+arriving at any other view is refused. A relay's case file posted with the report form is the one
 part of a sealed-on-arrival form stored as it is, and only once its first block shows it is a
 bundle: a document chosen there by mistake is never written.
 """
@@ -14,6 +15,7 @@ bundle: a document chosen there by mistake is never written.
 from __future__ import annotations
 
 import contextlib
+import io
 import tarfile
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -40,6 +42,15 @@ class MalformedBody(BadRequest):
     """A form body that cannot be parsed (a broken multipart body, say)."""
 
 
+class FormTooLarge(RequestEntityTooLarge):
+    """A body other than multipart larger than the form-memory limit (`limit` bytes)."""
+
+    def __init__(self, limit: int) -> None:
+        """Name the limit, for the page that says it."""
+        super().__init__()
+        self.limit = limit
+
+
 class SealingStream:
     """What werkzeug writes an attached file into: encrypted as it arrives."""
 
@@ -59,9 +70,11 @@ class SealingStream:
 
     def finish(self) -> int:
         """Write the last chunk, close the file; return the plaintext size."""
-        size = self._writer.close()
-        self._out.close()
-        return size
+        try:
+            return self._writer.close()
+        finally:
+            # Closed even when the disk is full, so that the staging folder can go at once.
+            self._out.close()
 
 
 class _Nowhere:
@@ -174,6 +187,8 @@ class Uploads:
     mode: str
     staging: storage.Staging
     max_files: int
+    # The field names whose file parts are stored; None for any.
+    fields: frozenset[str] | None = None
     parts: list[Part] = field(default_factory=list)
     # File parts beyond `max_files`, counted and dropped so the view can name the limit.
     overflow: int = 0
@@ -183,6 +198,9 @@ class Uploads:
 
     def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
         """Open the stream for the next file part."""
+        if self.fields is not None and field_name not in self.fields:
+            # No page asks for it: not one byte of it is written, sealed or not.
+            return _Nowhere()
         if len(self.parts) >= self.max_files:
             self.overflow += 1
             return _Nowhere()
@@ -262,11 +280,35 @@ class _FormParser(FormDataParser):
         content_length: int | None,
         options: dict[str, str] | None = None,
     ) -> Any:
-        """Parse the body; a malformed one is a 400, whose handler removes what was staged."""
+        """Parse the body; a malformed one is a 400, whose handler removes what was staged.
+
+        Only multipart bodies are parsed as they stream; any other is read whole into memory,
+        so one larger than the form-memory limit is refused before a byte of it is read.
+        """
+        limit = self.max_form_memory_size
+        if (
+            mimetype != "multipart/form-data"
+            and limit is not None
+            and content_length is not None
+            and content_length > limit
+        ):
+            raise FormTooLarge(limit)
         try:
             return super().parse(stream, mimetype, content_length, options)
         except ValueError as exc:
             raise MalformedBody("The form could not be read.") from exc
+
+    def _parse_urlencoded(
+        self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
+    ) -> Any:
+        limit = self.max_form_memory_size
+        if limit is not None:
+            # A body sent without its length (chunked) is read no further than the limit.
+            data = stream.read(limit + 1)
+            if len(data) > limit:
+                raise FormTooLarge(limit)
+            stream = io.BytesIO(data)
+        return super()._parse_urlencoded(stream, mimetype, content_length, options)
 
     def _parse_multipart(
         self, stream: Any, mimetype: str, content_length: int | None, options: dict[str, str]
@@ -301,9 +343,14 @@ class PortalRequest(Request):
         )
 
 
-def expect_uploads(store: storage.BlobStore, mode: str, max_files: int) -> Uploads:
-    """Declare that this request's file parts are staged, sealed (SEAL) or as they are (RAW)."""
-    uploads = Uploads(mode, store.stage(), max_files)
+def expect_uploads(
+    store: storage.BlobStore, mode: str, max_files: int, fields: frozenset[str] | None = None
+) -> Uploads:
+    """Declare that this request's file parts are staged, sealed (SEAL) or as they are (RAW).
+
+    With `fields`, only file parts under those names are stored; others go by unwritten.
+    """
+    uploads = Uploads(mode, store.stage(), max_files, fields)
     request.environ[ENVIRON_KEY] = uploads
     return uploads
 

@@ -62,6 +62,21 @@ class _TimedInput:
         while line := self.readline():
             yield line
 
+    def restart_clock(self) -> None:
+        """The body waited unread for the application (see `portal.gate`): pace it from now.
+
+        Under `portal serve` the stream is gunicorn's body, whose reader holds the guarded
+        socket reader of `portal.serving`; other servers have no such clock to restart.
+        """
+        body_reader = getattr(self._stream, "reader", None)
+        # A length or EOF reader holds it; a chunked reader reaches it through its request.
+        reader = getattr(body_reader, "unreader", None) or getattr(
+            getattr(body_reader, "req", None), "unreader", None
+        )
+        restart = getattr(reader, "restart", None)
+        if callable(restart):
+            restart()
+
 
 class _Errors:
     """`wsgi.errors` that writes nothing the application passes it: text there is unchecked."""

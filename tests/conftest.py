@@ -153,6 +153,23 @@ def receipt_of(html: str) -> str:
     return match.group(1)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the site hands the browser before it seals a report."""
+
+    ticket: str
+    reply_public_key: bytes
+
+
+def prepare(client: FlaskClient, lang: str = "en", token: str | None = None) -> Prepared:
+    """Ask for a report's ticket and reply key, as the sealing script does before sealing."""
+    token = csrf_token(client, f"/{lang}/submit") if token is None else token
+    response = client.post(f"/{lang}/submit/prepare", data={"csrf_token": token})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = response.get_json()
+    return Prepared(answer["ticket"], crypto.b64decode(answer["reply_public_key"], 32))
+
+
 MINIMAL_REPORT = {
     "description": "Travel ban after speaking at the Human Rights Council.",
     "consent_of": "self",

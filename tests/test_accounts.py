@@ -196,19 +196,26 @@ def test_failures_slow_down_then_lock(session: Session, clock: Clock) -> None:
         with pytest.raises(accounts.LoginRefused) as refused:
             accounts.authenticate(session, "amina", "wrong", "000000")
         assert refused.value.locked_until is None
-    # Third failure: a short wait, ending on a whole minute.
+    # Third failure: a short wait, ending on a whole minute, and not told to whoever failed.
     with pytest.raises(accounts.LoginRefused) as refused:
         accounts.authenticate(session, "amina", "wrong", "000000")
-    until = refused.value.locked_until
+    assert refused.value.locked_until is None
+    assert refused.value.locked_now
+    member = accounts.get(session, "amina")
+    until = accounts.locked_until(member, clock())
     assert until is not None
     assert until.second == 0
     assert timedelta(minutes=1) <= until - START <= timedelta(minutes=2)
-    # While it lasts, even the right passphrase and code are refused, and not counted.
+    # While it lasts, a wrong try is refused like any other, and not counted.
+    with pytest.raises(accounts.LoginRefused) as refused:
+        accounts.authenticate(session, "amina", "wrong", "000000")
+    assert refused.value.was_locked
+    assert refused.value.locked_until is None
+    # The right passphrase and code are refused too, and only they learn until when.
     with pytest.raises(accounts.LoginRefused) as refused:
         accounts.authenticate(session, "amina", made.passphrase, _code(made, clock))
     assert refused.value.was_locked
     assert refused.value.locked_until == until
-    member = accounts.get(session, "amina")
     assert member.failed_logins == accounts.SLOW_AFTER
     clock.moment = until
     with pytest.raises(accounts.LoginRefused):
@@ -217,15 +224,50 @@ def test_failures_slow_down_then_lock(session: Session, clock: Clock) -> None:
     with pytest.raises(accounts.LoginRefused) as refused:
         accounts.authenticate(session, "amina", "wrong", "000000")
     assert member.failed_logins == accounts.LOCK_AFTER
-    locked = refused.value.locked_until
-    assert locked is not None
+    assert refused.value.locked_now
     assert not refused.value.was_locked
+    assert refused.value.locked_until is None
+    locked = accounts.locked_until(member, clock())
+    assert locked is not None
     assert locked - clock() >= timedelta(minutes=accounts.LOCK_MINUTES)
     # After the lock, the right passphrase and code sign in and clear the count.
     clock.moment = locked + timedelta(seconds=1)
     accounts.authenticate(session, "amina", made.passphrase, _code(made, clock))
     assert member.failed_logins == 0
     assert member.locked_until is None
+
+
+def _argon2_cost(hashed: bytes) -> str:
+    """The memory, passes and lanes of an Argon2id hash string ("m=65536,t=2,p=1")."""
+    return hashed.decode("ascii").split("$")[3]
+
+
+@pytest.mark.parametrize("case", ["unknown", "malformed", "wrong", "locked", "locked-right"])
+def test_every_refusal_costs_one_argon2id_verification_of_the_same_cost(
+    session: Session, clock: Clock, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    made = _account(session)
+    if case.startswith("locked"):
+        accounts.get(session, "amina").locked_until = START + timedelta(minutes=5)
+    real = nacl.pwhash.argon2id.verify
+    costs: list[str] = []
+
+    def counting(hashed: bytes, password: bytes) -> bool:
+        costs.append(_argon2_cost(hashed))
+        return bool(real(hashed, password))
+
+    monkeypatch.setattr(nacl.pwhash.argon2id, "verify", counting)
+    name = {"unknown": "nobody", "malformed": "Not A Valid Name!"}.get(case, "amina")
+    right = case == "locked-right"
+    with pytest.raises(accounts.LoginRefused):
+        accounts.authenticate(
+            session,
+            name,
+            made.passphrase if right else "wrong words",
+            _code(made, clock) if right else "000000",
+        )
+    # Exactly one verification, at the cost of the real account's hash.
+    assert costs == [_argon2_cost(accounts.get(session, "amina").password_hash.encode())]
 
 
 def test_lock_survives_a_round_trip_through_the_database(session: Session, clock: Clock) -> None:

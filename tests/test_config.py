@@ -12,7 +12,7 @@ from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
 
 from portal import create_app, crypto
 from portal.cli import main
-from portal.config import ConfigError, load_config
+from portal.config import ConfigError, follow_up_site_budget, load_config
 
 MiB = 1024 * 1024
 
@@ -227,3 +227,35 @@ def test_the_key_file_date_is_kept_for_the_download(
         app.extensions["portal"].engine.dispose()
     assert "2025-03-14" in text
     assert crypto.parse_public_key_file(text) == team_keys.public_key
+
+
+@pytest.mark.parametrize(
+    ("cost", "cores", "budget"),
+    [
+        # cores / seconds per derivation x half the machine x 10 seconds
+        ("interactive", 2, "100 per 10 seconds"),
+        ("interactive", 1, "50 per 10 seconds"),
+        ("interactive", 8, "400 per 10 seconds"),
+        ("moderate", 2, "16 per 10 seconds"),
+        ("moderate", 1, "8 per 10 seconds"),
+    ],
+)
+def test_the_follow_up_budget_is_what_the_machine_can_afford(
+    cost: str, cores: int, budget: str
+) -> None:
+    assert follow_up_site_budget(cost, cores) == budget
+    config = load_config({"PORTAL_RECEIPT_COST": cost}, core_count=cores)
+    assert config.follow_up_rate_limit == budget
+    # Each session's own budget is a small part of the site's.
+    assert config.follow_up_session_rate_limit == "10 per minute;30 per hour"
+
+
+def test_the_follow_up_budgets_can_be_set() -> None:
+    config = load_config(
+        {
+            "PORTAL_FOLLOW_UP_RATE_LIMIT": "5 per second",
+            "PORTAL_FOLLOW_UP_SESSION_RATE_LIMIT": "1 per minute",
+        }
+    )
+    assert config.follow_up_rate_limit == "5 per second"
+    assert config.follow_up_session_rate_limit == "1 per minute"

@@ -1,15 +1,18 @@
 """Crashes: a server killed with SIGKILL in the middle of 20 uploads, and a process that dies
 at each step of storing a submission, leave every receipt already given decryptable and no
-half submission once `portal init` has run."""
+half submission once `portal init` has run. A disk that fills up meanwhile gets the calm "cannot
+accept now" page and leaves nothing half-written."""
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -18,16 +21,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import MINIMAL_REPORT, TeamKeys
+from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 from test_export import export_and_decrypt
-from test_uploads import FilePart, multipart, stored
+from test_uploads import FilePart, error_message, multipart, post_parts, report_parts, stored
 
-from portal import create_app, crypto, intake
+from portal import create_app, crypto, intake, storage
 from portal.cli import main
 from portal.models import Submission
 
@@ -307,3 +314,117 @@ def test_a_process_that_dies_while_storing_leaves_nothing_after_init(
         assert _check_store(app) == {}
     finally:
         app.extensions["portal"].engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk
+
+
+class FullDisk:
+    """A disk with `free` bytes left for staging: a write beyond them puts what fits on disk,
+    then fails with ENOSPC, as a real one does."""
+
+    def __init__(self, free: int) -> None:
+        self.free = free
+
+    def take(self, out: Any, data: bytes) -> int:
+        if len(data) > self.free:
+            out.write(data[: self.free])
+            out.flush()
+            self.free = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.free -= len(data)
+        return int(out.write(data))
+
+
+class _FillingFile:
+    def __init__(self, out: Any, disk: FullDisk) -> None:
+        self._out = out
+        self._disk = disk
+
+    def write(self, data: bytes) -> int:
+        return self._disk.take(self._out, bytes(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+    def __enter__(self) -> _FillingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._out.close()
+
+
+ATTACHMENT = os.urandom(5 * PIECE)
+
+
+@pytest.mark.parametrize(
+    ("path", "where"),
+    [
+        ("/en/submit", "first attachment byte"),
+        ("/en/submit", "middle of an attachment"),
+        ("/en/submit", "manifest"),
+        ("/en/submit", "fsync"),
+        ("/en/submit", "database"),
+        ("/en/submit/sealed", "first attachment byte"),
+        ("/en/follow-up", "middle of an attachment"),
+    ],
+)
+def test_a_full_disk_gets_the_calm_page_and_leaves_nothing_half_written(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch, path: str, where: str
+) -> None:
+    receipt = ""
+    if path == "/en/follow-up":
+        from test_public import submit
+
+        receipt = submit(client)
+    before = _check_store(app)
+    free = {
+        "first attachment byte": 0,
+        "middle of an attachment": 2 * PIECE,
+        "manifest": crypto.blob_length(len(ATTACHMENT)),
+    }.get(where)
+    if free is not None:
+        disk = FullDisk(free)
+        real_open = storage.Staging.open
+        monkeypatch.setattr(
+            storage.Staging, "open", lambda self, name: _FillingFile(real_open(self, name), disk)
+        )
+    elif where == "fsync":
+
+        def no_space(fd: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "fsync", no_space)
+    else:
+        full = sqlite3.OperationalError("database or disk is full")
+        full.sqlite_errorcode = 13  # type: ignore[attr-defined]
+
+        def fails(self: Session) -> None:
+            raise OperationalError("COMMIT", {}, full)
+
+        monkeypatch.setattr(Session, "commit", fails)
+    token = csrf_token(client)
+    if path == "/en/submit/sealed":
+        parts = [
+            ("csrf_token", token),
+            ("file_count", "0"),
+            FilePart("manifest", "manifest.sealed", os.urandom(4096 + crypto.SEAL_OVERHEAD)),
+        ]
+    elif path == "/en/follow-up":
+        parts = [
+            ("csrf_token", token),
+            ("step", "add"),
+            ("receipt", receipt),
+            ("description", "More information."),
+            FilePart("attachments", "a.bin", ATTACHMENT),
+        ]
+    else:
+        parts = [*report_parts(token), FilePart("attachments", "a.bin", ATTACHMENT)]
+    response = post_parts(client, path, parts)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 503, text
+    assert "temporarily unable to accept new submissions" in error_message(text)
+    monkeypatch.undo()
+    # No partial blob, no staging left, no row: exactly what was there before.
+    assert _check_store(app).keys() == before.keys()

@@ -117,6 +117,24 @@ def test_parse_manifest_refuses_non_json(text: bytes) -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [b"[" * 200_000, b'{"a": ' + b"[" * 32 + b"]" * 32 + b"}", b'{"a": "x\\\\"' + b"[" * 99],
+    ids=["deep", "one-level-too-deep", "escaped-backslash-then-brackets"],
+)
+def test_parse_manifest_refuses_json_nested_too_deep(text: bytes) -> None:
+    with pytest.raises(envelope.EnvelopeError, match="nests deeper than 32 levels"):
+        envelope.parse_manifest(envelope.pad(text))
+
+
+def test_json_as_deep_as_allowed_is_parsed() -> None:
+    text = b'{"a": ' + b"[" * 31 + b'"[[{\\"["' + b"]" * 31 + b"}"
+    value = envelope.load_json(text)["a"]
+    for _level in range(31):
+        (value,) = value
+    assert value == '[[{"['
+
+
+@pytest.mark.parametrize(
     "length",
     [0, crypto.SEAL_OVERHEAD, crypto.SEAL_OVERHEAD + 4095, crypto.SEAL_OVERHEAD + 4097,
      crypto.SEAL_OVERHEAD + envelope.MAX_MANIFEST_BYTES + 4096],

@@ -74,8 +74,12 @@ def _every_field(marker: str) -> dict[str, str | list[str]]:
     for field in schema.REPORT_FIELDS:
         if field.kind in (schema.TEXT, schema.TEXTAREA):
             values[field.name] = f"{marker} in {field.name}, ünïcode 报复 «quoted»\nsecond line"
-        elif field.kind == schema.RADIO:
+        elif field.kind in (schema.RADIO, schema.SELECT):
             values[field.name] = field.choices[-1][0]
+        elif field.kind == schema.MONTH:
+            values[field.name] = "2026-01"
+        elif field.kind == schema.COUNT:
+            values[field.name] = "7"
         else:
             values[field.name] = [value for value, _label in field.choices[:2]]
     values["consent_contact"] = "other_channel"

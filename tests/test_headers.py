@@ -232,6 +232,10 @@ POSTED: dict[str, Callable[[FlaskClient], TestResponse]] = {
     "form with a problem": lambda c: _report(c, description=""),
     "expired form": lambda c: _report(c, csrf_token="expired"),
     "honeypot": lambda c: _report(c, website="http://spam.example"),
+    "reply key and ticket": lambda c: c.post(
+        "/en/submit/prepare", data={"csrf_token": csrf_token(c)}
+    ),
+    "ticket refused": lambda c: c.post("/en/submit/prepare", data={"csrf_token": "expired"}),
     "sealed upload refused": lambda c: c.post(
         "/en/submit/sealed", data={"csrf_token": csrf_token(c), "file_count": "0"}
     ),

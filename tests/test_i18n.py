@@ -24,8 +24,10 @@ from conftest import MINIMAL_REPORT, TeamKeys, csrf_token, receipt_of
 from flask import Flask, g, render_template
 from flask.testing import FlaskClient
 from test_export import export_and_decrypt
+from werkzeug.datastructures import MultiDict
 
-from portal import i18n
+from portal import errors, i18n, limits
+from portal.public import limited_follow_up
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "portal" / "translations"
@@ -360,6 +362,14 @@ def rendered_pages(app: Flask, client: FlaskClient, lang: str) -> Iterator[tuple
             ("public/follow_up_done.html", {"sealed_by": "browser"}),
         ):
             yield f"{name} {context}", render_template(name, **context)
+        # The wait, counted in the language's own plural, and why the follow-up waits.
+        for seconds in (1, 2, 5, 11, 59, 60, 180, 660):
+            wait = errors.wait_sentence(seconds)
+            yield f"limited, {seconds} s", render_template("errors/limited.html", wait=wait)
+        for whose in ("session", "site"):
+            notice = errors.follow_up_notice(limits.OverBudget(whose, 30), 30)
+            page, _status = limited_follow_up(MultiDict(), notice)
+            yield f"follow-up over the {whose}'s budget", page
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -407,8 +417,11 @@ def test_no_text_outside_the_catalogue_is_left_in_latin_letters(
 
 def test_the_check_for_english_finds_english(app: Flask, client: FlaskClient) -> None:
     # The English pages are full of the catalogue's sentences: the comparison can see them.
+    # The offline sealer's texts are in the catalogue too; its file shows them in English.
     sentences = english_sentences()
-    text = " ".join(Text(page).text for _what, page in rendered_pages(app, client, "en"))
+    pages = [page for _what, page in rendered_pages(app, client, "en")]
+    pages.append(client.get("/en/key/sealer.html").get_data(as_text=True))
+    text = " ".join(Text(page).text for page in pages)
     found = [sentence for sentence in sentences if sentence in text]
     assert len(found) > 0.8 * len(sentences), len(found)
 
@@ -545,7 +558,7 @@ def test_the_error_summary_counts_in_the_language_s_own_plural(
     assert heading, "no error summary"
     problems = page.count('<li><a href="#')
     catalog = load(po_path(lang), lang)
-    [message] = [m for m in catalog if m.pluralizable]
+    message = catalog["%(num)d answer needs your attention"]
     form = message.string[PLURAL_RULES[lang](problems)]
     assert heading.group(1) == form.replace("%(num)d", str(problems))
 

@@ -3,6 +3,7 @@ receipts that find their case, replies opened with the receipt, and the storage 
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,7 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal import crypto, envelope, intake, receipts, storage, uploads
+from portal import crypto, envelope, intake, receipts, storage, tickets, uploads
 from portal.models import Case, Submission
 from portal.services import Services
 
@@ -133,7 +134,7 @@ def test_sealing_on_arrival_refuses_what_was_not_sealed(
 ) -> None:
     staging = services.store.stage()
     part = raw_part(staging, "attachments", b"plain", 0)
-    with pytest.raises(intake.Refused, match="not sealed"):
+    with pytest.raises(intake.Refused, match="was damaged on the way"):
         intake.seal_on_arrival(
             services, session, staging, kind="report", locale="en", fields={}, parts=[part]
         )
@@ -171,10 +172,23 @@ def test_a_browser_sealed_envelope_is_stored_as_it_came(
     manifest = bytes(range(256)) * 16 + b"\0" * crypto.SEAL_OVERHEAD
     blob = b"\7" * crypto.SEALED_CHUNK_SIZE
     parts = [raw_part(staging, "manifest", manifest, 0), raw_part(staging, "blob", blob, 1)]
+    binding = tickets.session_binding("a browser session")
+    ticket, reply_key = intake.prepare_report(services, binding)
     receipt, submission = intake.accept_sealed(
-        services, session, staging, kind="report", declared_files="1", parts=parts
+        services,
+        session,
+        staging,
+        kind="report",
+        declared_files="1",
+        parts=parts,
+        ticket=ticket,
+        binding=binding,
     )
     assert receipt is not None
+    # The case is the one the ticket stands for: its receipt finds it, with the key handed out.
+    case, derived = intake.find_case(services, session, receipt)
+    assert case.id == submission.case_id
+    assert case.reply_public_key == derived.reply_public_key == reply_key
     folder = services.store.path(submission.id)
     assert (folder / storage.MANIFEST).read_bytes() == manifest
     assert (folder / "0.blob").read_bytes() == blob
@@ -286,6 +300,50 @@ def test_the_quota_counts_what_is_stored_and_what_arrives(
     intake.check_quota(limited, session, 100)
     with pytest.raises(intake.QuotaExceeded):
         intake.check_quota(limited, session, 101)
+
+
+@pytest.mark.parametrize("where", ["incoming", "kept"])
+def test_the_quota_counts_what_waits_in_staging(
+    session: Session, services: Services, where: str
+) -> None:
+    limited = replace(services, config=replace(services.config, storage_quota_bytes=10_000))
+    intake.check_quota(limited, session, 10_000)
+    services.store.ensure()
+    folder = getattr(services.store, where) / "waiting"
+    folder.mkdir()
+    (folder / "part-0").write_bytes(b"\0" * 6_000)
+    intake.check_quota(limited, session, 4_000)
+    with pytest.raises(intake.QuotaExceeded):
+        intake.check_quota(limited, session, 4_001)
+
+
+@pytest.mark.parametrize("room", [-1, 0])
+def test_the_quota_counts_the_bytes_staged_not_what_was_declared(
+    session: Session, services: Services, room: int
+) -> None:
+    # Nothing checked the request's length here: the bytes on disk alone decide.
+    manifest = bytes(4096 + crypto.SEAL_OVERHEAD)
+    blob = bytes(3 * crypto.SEALED_CHUNK_SIZE)
+    quota = len(manifest) + len(blob) + room
+    limited = replace(services, config=replace(services.config, storage_quota_bytes=quota))
+    staging = services.store.stage()
+    parts = [raw_part(staging, "manifest", manifest, 0), raw_part(staging, "blob", blob, 1)]
+    full = room < 0
+    binding = tickets.session_binding("a browser session")
+    ticket, _reply_key = intake.prepare_report(services, binding)
+    with pytest.raises(intake.QuotaExceeded) if full else contextlib.nullcontext():
+        intake.accept_sealed(
+            limited,
+            session,
+            staging,
+            kind="report",
+            declared_files="1",
+            parts=parts,
+            ticket=ticket,
+            binding=binding,
+        )
+    assert services.storage_used(session) == (0 if full else quota)
+    assert len(services.store.stored_ids()) == (0 if full else 1)
 
 
 def test_a_sealing_stream_and_the_manifest_agree_on_sizes(services: Services) -> None:

@@ -215,8 +215,9 @@ def test_what_portal_seal_writes_opens_with_spec_only_code(
     result = CliRunner().invoke(
         main,
         ["seal", "--to", str(tmp_path / "team.pub"), "--out", str(out), "--locale", "ru",
-         "--field", "description=Угрозы после сессии.", "--field", "consent_raise=no",
-         "--field", "consent_report=no", "--field", "consent_contact=no", *paths],
+         "--field", "description=Угрозы после сессии.", "--field", "consent_of=self",
+         "--field", "consent_raise=no", "--field", "consent_report=no",
+         "--field", "consent_share_un=no", "--field", "consent_contact=no", *paths],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     [(entry, manifest, contents)] = spec_open(out, secret)
@@ -299,3 +300,46 @@ def test_an_envelope_sealed_by_the_browser_code_opens_offline(
     record = json.loads((out / "webcase" / "report.json").read_text())
     assert record["sealed_by"] == "browser"
     assert record["fields"] == fields
+
+
+@pytest.mark.skipif(not BROWSER_CODE_READY, reason="node and the npm packages are not installed")
+def test_what_the_offline_sealer_writes_opens_with_spec_only_code(
+    tmp_path: Path, team: tuple[bytes, bytes, Path, Path]
+) -> None:
+    (tmp_path / "team.pub").write_text(crypto.format_public_key_file(team[1], datetime.now(UTC)))
+    fields = {"description": "تهديدات بعد الجلسة.", "violations": ["threats", "surveillance"],
+              "consent_raise": "no", "consent_report": "no", "consent_contact": "no"}  # fmt: skip
+    (tmp_path / "fields.json").write_text(json.dumps(fields))
+    sizes = {"zero": 0, "one": 1, "exact": CHUNK, "above": 2 * CHUNK + 7}
+    paths = []
+    for name, size in sizes.items():
+        path = tmp_path / f"{name}.dat"
+        path.write_bytes(bytes((i * 11 + len(name)) % 256 for i in range(size)))
+        paths.append(str(path))
+    out = tmp_path / "CASE.sealed"
+    assert NODE is not None
+    subprocess.run(
+        [NODE, str(ROOT / "tests" / "js" / "sealer_cli.mjs"), "--key", str(tmp_path / "team.pub"),
+         "--out", str(out), "--locale", "ar", "--fields", str(tmp_path / "fields.json"), *paths],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    [(entry, manifest, contents)] = spec_open(out, team[0])
+    assert entry["kind"] == "report"
+    assert manifest["sealed_by"] == "relay-tool"
+    assert manifest["locale"] == "ar"
+    assert manifest["fields"] == fields
+    assert "reply_public_key" not in manifest
+    assert [f["name"] for f in manifest["files"]] == [f"{n}.dat" for n in sizes]
+    assert contents == [Path(p).read_bytes() for p in paths]
+    # The tar is written as `portal seal` writes it: the index first, the same headers.
+    data = out.read_bytes()
+    with tarfile.open(out) as tar:
+        infos = tar.getmembers()
+    assert infos[0].name == "portal-bundle.json"
+    for info in infos:
+        header = data[info.offset : info.offset + 512]
+        assert header == bundle._header(info.name, info.size), info.name
+    assert data.endswith(bytes(1024))
+    assert len(data) % 512 == 0
+    result = decrypt(team, tmp_path / "cases", out)
+    assert result.exit_code == 0, result.output

@@ -17,13 +17,16 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from conftest import MINIMAL_REPORT, REDIS_URL, csrf_token, receipt_of
-from flask import Flask
+from conftest import MINIMAL_REPORT, REDIS_URL, TeamKeys, csrf_token, prepare, receipt_of
+from flask import Flask, g
 from flask.testing import FlaskClient
+from markupsafe import escape
 from servers import Served, csrf, deployment
+from test_sealed_upload import seal_like_the_browser
+from test_uploads import post_parts
 from werkzeug.test import TestResponse
 
-from portal import create_app, limits, schema
+from portal import create_app, errors, i18n, limits, schema
 
 BURST = 200
 
@@ -62,9 +65,10 @@ def test_a_burst_of_reports_is_limited_and_a_follow_up_still_works(
         assert "Please wait a few minutes and send it again" in limited
         assert typed in limited
         assert "Traceback" not in limited
-        # The sealed way in shares the report budget.
-        sealed = client.post("/en/submit/sealed", data={"csrf_token": token, "file_count": "0"})
-        assert sealed.status_code == 429
+        # The browser's way in asks for its receipt from the same budget.
+        prepared = client.post("/en/submit/prepare", data={"csrf_token": token})
+        assert prepared.status_code == 429
+        assert "try again" in prepared.get_data(as_text=True)
         # Looking up a case has its own budget.
         receipt = receipt_of(answers[0].get_data(as_text=True))
         case = client.post(
@@ -73,6 +77,25 @@ def test_a_burst_of_reports_is_limited_and_a_follow_up_still_works(
         )
         assert case.status_code == 200
         assert "receipt" in case.get_data(as_text=True)
+
+
+def test_a_browser_sealed_report_spends_the_report_budget_once(
+    initialised: dict[str, str], team_keys: TeamKeys
+) -> None:
+    with limited_site(initialised, PORTAL_REPORT_RATE_LIMIT="3 per minute") as app:
+        client = app.test_client()
+        token = csrf_token(client)
+        for _ in range(3):
+            ticket = prepare(client, token=token).ticket
+            sealed = seal_like_the_browser(team_keys.public_key, {})
+            upload = post_parts(client, "/en/submit/sealed", sealed.parts(token, ticket=ticket))
+            assert upload.status_code == 200, upload.get_data(as_text=True)
+        # Three reports made three receipts: the budget is spent, by either way in.
+        assert client.post("/en/submit/prepare", data={"csrf_token": token}).status_code == 429
+        assert report(client, token).status_code == 429
+        # Uploads that make no receipt have a budget of the same size of their own.
+        junk = client.post("/en/submit/sealed", data={"csrf_token": token, "file_count": "0"})
+        assert junk.status_code == 429
 
 
 def test_receipt_lookups_have_their_own_budget(initialised: dict[str, str]) -> None:
@@ -86,6 +109,115 @@ def test_receipt_lookups_have_their_own_budget(initialised: dict[str, str]) -> N
         assert [answer.status_code for answer in lookups] == [400, 400, 400, 429, 429]
         assert "try again" in lookups[-1].get_data(as_text=True)
         assert report(client, csrf_token(client)).status_code == 200
+
+
+WRONG_RECEIPT = "11111 11111 11111 11111 11111"
+
+
+def look_up(client: FlaskClient, receipt: str = WRONG_RECEIPT, lang: str = "en") -> TestResponse:
+    """Post a receipt to the follow-up page, in a session of its own client."""
+    token = csrf_token(client, f"/{lang}/follow-up")
+    return client.post(f"/{lang}/follow-up", data={"receipt": receipt, "csrf_token": token})
+
+
+def test_one_session_cannot_close_follow_ups_to_everyone(initialised: dict[str, str]) -> None:
+    # With the default budgets: a flood of wrong receipts from one browser session.
+    with limited_site(initialised) as app:
+        holder = app.test_client()
+        receipt = receipt_of(report(holder, csrf_token(holder)).get_data(as_text=True))
+        flooder = app.test_client()
+        statuses = Counter(look_up(flooder).status_code for _ in range(BURST))
+        # The holder still opens the case, and another person's mistyped receipt is answered
+        # as such: the flood was stopped at its own session, after its own ten tries.
+        assert look_up(holder, receipt).status_code == 200
+        assert look_up(app.test_client()).status_code == 400
+        assert statuses == {400: 10, 429: BURST - 10}
+        # The browser-sealed way in shares the session's budget, and says how long to wait.
+        sealed = flooder.post(
+            "/en/follow-up/sealed",
+            data={"csrf_token": csrf_token(flooder, "/en/follow-up"), "file_count": "0"},
+        )
+        assert sealed.status_code == 429
+        said = sealed.get_data(as_text=True)
+        assert re.search(r"Please wait \d+ (second|minute)s?, then try again", said)
+        assert 1 <= int(sealed.headers["Retry-After"]) <= 60
+
+
+@pytest.mark.parametrize("storage", ["memory", "redis"])
+def test_a_session_refused_by_its_own_budget_spends_nothing_of_the_sites(
+    initialised: dict[str, str], storage: str
+) -> None:
+    if storage == "redis" and not REDIS_URL:
+        pytest.skip("PORTAL_TEST_REDIS_URL is not set")
+    prefix = installation_prefix(Path(initialised["PORTAL_DATA_DIR"]))
+    try:
+        with limited_site(
+            initialised,
+            PORTAL_RATELIMIT_STORAGE_URI=REDIS_URL if storage == "redis" else "memory://",
+            PORTAL_FOLLOW_UP_RATE_LIMIT="6 per minute",
+            PORTAL_FOLLOW_UP_SESSION_RATE_LIMIT="3 per minute",
+        ) as app:
+            first, second = app.test_client(), app.test_client()
+            assert [look_up(first).status_code for _ in range(20)] == [400] * 3 + [429] * 17
+            assert "You have tried many times" in look_up(first).get_data(as_text=True)
+            # The site's budget holds three more lookups, whoever makes them, then no more.
+            assert [look_up(second).status_code for _ in range(3)] == [400] * 3
+            crowded = look_up(app.test_client())
+            assert crowded.status_code == 429
+            assert "Many people are using the portal" in crowded.get_data(as_text=True)
+    finally:
+        if storage == "redis":
+            forget_keys(prefix)
+
+
+@pytest.mark.parametrize("lang", i18n.LANGUAGES)
+def test_a_refused_lookup_says_how_long_to_wait_and_keeps_the_receipt(
+    initialised: dict[str, str], lang: str
+) -> None:
+    with limited_site(initialised, PORTAL_FOLLOW_UP_SESSION_RATE_LIMIT="2 per minute") as app:
+        client = app.test_client()
+        answers = [look_up(client, lang=lang) for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [400, 400, 429]
+        seconds = int(answers[-1].headers["Retry-After"])
+        assert 1 <= seconds <= 60
+        page = answers[-1].get_data(as_text=True)
+        with app.test_request_context(f"/{lang}/follow-up"):
+            g.lang = lang
+            wait = errors.wait_sentence(seconds)
+        assert str(escape(wait)) in page
+        assert re.search(r"\d", wait)
+        assert f'value="{WRONG_RECEIPT}"' in page
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (1, "Please wait 1 second,"),
+        (59, "Please wait 59 seconds,"),
+        (60, "Please wait 1 minute,"),
+        (61, "Please wait 2 minutes,"),
+        (None, "Please wait a few minutes,"),
+    ],
+)
+def test_the_wait_is_said_in_seconds_then_whole_minutes(
+    app: Flask, seconds: int | None, said: str
+) -> None:
+    with app.test_request_context("/en/follow-up"):
+        g.lang = "en"
+        assert errors.wait_sentence(seconds).startswith(said)
+
+
+def test_follow_ups_are_counted_in_this_process_when_redis_is_unreachable(
+    initialised: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with limited_site(
+        initialised,
+        PORTAL_RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0",
+        PORTAL_FOLLOW_UP_SESSION_RATE_LIMIT="2 per minute",
+    ) as app:
+        client = app.test_client()
+        assert [look_up(client).status_code for _ in range(3)] == [400, 400, 429]
+    assert "counting in this process" in caplog.text
 
 
 def test_sign_ins_are_limited_per_account(initialised: dict[str, str]) -> None:
@@ -270,3 +402,24 @@ def test_two_workers_sharing_redis_hold_one_limit_and_a_follow_up_still_works(
         )
     )
     assert len(workers) == 2
+
+
+@pytest.mark.parametrize("path", ["/en/submit", "/en/follow-up"])
+def test_a_large_body_that_meets_the_rate_limit_gets_the_size_page(
+    initialised: dict[str, str], path: str
+) -> None:
+    one_an_hour = {
+        "PORTAL_REPORT_RATE_LIMIT": "1 per hour",
+        "PORTAL_FOLLOW_UP_RATE_LIMIT": "1 per hour",
+    }
+    with limited_site(initialised, **one_an_hour) as app:
+        client = app.test_client()
+        client.post(path, data={"csrf_token": csrf_token(client)})
+        # The limited page shows the form as typed: a body too large to read gets the size
+        # page instead, not a failure of the page that was to keep it.
+        body = b"description=" + b"a" * (3 * 1024 * 1024)
+        response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+        text = response.get_data(as_text=True)
+        assert response.status_code == 413
+        assert "at most 2 MB" in text
+        assert len(text) < 20_000

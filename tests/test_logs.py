@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
-from servers import Served, csrf, deployment
+from servers import Served, csrf, deployment, multipart
 
 from portal import logs
 
@@ -189,6 +190,28 @@ def _marked_requests(served: Served) -> list[str]:
         ).status
         == 200
     )
+    # A report sealed in the browser: its ticket and the receipt inside it are logged nowhere.
+    prepared = served.request(
+        "POST",
+        "/en/submit/prepare",
+        headers=headers,
+        body=urlencode({"csrf_token": token}).encode(),
+    )
+    assert prepared.status == 200, prepared.text[:300]
+    ticket = json.loads(prepared.text)["ticket"]
+    head, tail, content_type = multipart(
+        {"csrf_token": token, "website": "", "ticket": ticket, "file_count": "0"},
+        {"manifest": ("manifest.sealed", 0)},
+    )
+    sealed = served.request(
+        "POST",
+        "/en/submit/sealed",
+        headers={**headers, "Content-Type": content_type},
+        body=head + bytes(4096 + 48) + tail,
+    )
+    assert sealed.status == 200, sealed.text[:300]
+    browser = re.search(r'class="receipt-number"[^>]*><code>([\d ]+)</code>', sealed.text)
+    assert browser
     # A wrong receipt, a path and a query string that match no page, and requests the server
     # refuses before the application sees them, each carrying the mark.
     wrong = {"receipt": "1234 5678 9012 3456 7890 1234 5", "csrf_token": token}
@@ -211,8 +234,9 @@ def _marked_requests(served: Served) -> list[str]:
         headers={**marked, "Content-Type": "application/x-www-form-urlencoded"},
         body=urlencode({"name": f"name-{MARK}", "passphrase": MARK, "code": "123456"}).encode(),
     )
-    # The receipt is found nowhere, whichever way it is written.
-    return [digits, digits.replace(" ", "")]
+    # The receipts are found nowhere, whichever way they are written, nor the ticket.
+    shown = browser.group(1)
+    return [digits, digits.replace(" ", ""), shown, shown.replace(" ", ""), ticket]
 
 
 def test_the_log_of_a_real_run_holds_none_of_what_clients_sent(logged_run: Run) -> None:

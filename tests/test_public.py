@@ -401,8 +401,10 @@ def test_a_missing_or_expired_form_token_comes_back_as_the_form(
     assert response.status_code == 400
     assert "This form had expired" in error_message(text)
     assert field_value(text, "description") == "typed before the token expired"
-    assert "kept.pdf" in text
-    assert stored(app).rows == 0
+    # An untrusted form keeps no attachment on disk; the page asks for them again.
+    assert "kept.pdf" not in text
+    assert "Your attachments could not be kept" in text
+    assert_nothing_stored(app)
 
 
 def test_the_honeypot_gets_a_page_like_success_and_nothing_is_stored(
@@ -624,8 +626,10 @@ def test_an_expired_token_while_adding_brings_back_the_case_page_as_typed(
     assert 'id="followup-form"' in text
     assert "A question from the team." in text
     assert field_value(text, "description") == "Typed while the form expired."
-    assert "late.txt" in text
+    assert "late.txt" not in text
+    assert "Your attachments could not be kept" in text
     assert stored(app).rows == 2
+    assert stored(app).staging == []
 
 
 @pytest.mark.parametrize(
@@ -866,10 +870,8 @@ def test_a_flood_of_reports_is_limited_across_both_ways_in_and_keeps_the_text(
         limiter.reset()
         submit(client)
         submit(client)
-        sealed = post_parts(
-            client, "/en/submit/sealed", [("csrf_token", csrf_token(client)), ("file_count", "0")]
-        )
-        assert sealed.status_code == 429
+        prepared = client.post("/en/submit/prepare", data={"csrf_token": csrf_token(client)})
+        assert prepared.status_code == 429
         response = client.post(
             "/en/submit",
             data={**MINIMAL_REPORT, "description": "words typed", "csrf_token": csrf_token(client)},

@@ -1,29 +1,44 @@
 """Uploads sealed in the browser (`/<lang>/submit/sealed`, `/<lang>/follow-up/sealed`): only
-their structure is checked, anything malformed is refused with a clear message and nothing
-stored, and what the browser's own code seals opens offline byte for byte."""
+their structure (and a report's ticket, from `/<lang>/submit/prepare`) is checked, anything
+malformed is refused with a clear message and nothing stored, and what the browser's own code
+seals opens offline byte for byte, with the reply key its receipt derives. Relays' sealed case
+files whose tar headers claim more than they hold are refused the same way."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import hostile_tar
 import pytest
 from click.testing import CliRunner
-from conftest import MINIMAL_REPORT, TeamKeys, csrf_token, receipt_of
+from conftest import MINIMAL_REPORT, TeamKeys, csrf_token, prepare, receipt_of
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from test_export import export_and_decrypt
-from test_public import site
-from test_uploads import FilePart, Part, assert_nothing_stored, error_message, post_parts, stored
+from test_public import _seal_case, site
+from test_uploads import (
+    FilePart,
+    Part,
+    assert_nothing_stored,
+    error_message,
+    post_parts,
+    report_parts,
+    stored,
+)
+from werkzeug.test import TestResponse
 
-from portal import crypto, envelope
-from portal.models import Submission
+from portal import bundle, crypto, envelope, receipts, tickets
+from portal.models import Case, Submission
 
 ROOT = Path(__file__).resolve().parent.parent
 SEAL_CLI = ROOT / "tests" / "js" / "seal_cli.mjs"
@@ -43,11 +58,15 @@ class Sealed:
     file_count: str | None = None
     extra: tuple[Part, ...] = ()
 
-    def parts(self, token: str, receipt: str | None = None) -> list[Part]:
+    def parts(
+        self, token: str, receipt: str | None = None, ticket: str | None = None
+    ) -> list[Part]:
         """The multipart parts in the contract's order."""
         parts: list[Part] = [("csrf_token", token), ("website", "")]
         if receipt is not None:
             parts.append(("receipt", receipt))
+        if ticket is not None:
+            parts.append(("ticket", ticket))
         count = str(len(self.blobs)) if self.file_count is None else self.file_count
         parts += [
             ("file_count", count),
@@ -59,9 +78,13 @@ class Sealed:
 
 
 def seal_like_the_browser(
-    public_key: bytes, files: dict[str, bytes], kind: str = "report", fields: dict | None = None
+    public_key: bytes,
+    files: dict[str, bytes],
+    kind: str = "report",
+    fields: dict | None = None,
+    reply_key: bytes | None = None,
 ) -> Sealed:
-    """An envelope sealed as the browser seals it: no reply key, sealed_by "browser"."""
+    """An envelope sealed as the browser seals it: sealed_by "browser", a report's reply key."""
     entries, blobs = [], []
     for name, data in files.items():
         key = crypto.new_file_key()
@@ -69,7 +92,9 @@ def seal_like_the_browser(
         crypto.encrypt_stream(io.BytesIO(data), out, key)
         entries.append(envelope.FileEntry(name, "application/pdf", len(data), key))
         blobs.append(out.getvalue())
-    manifest = envelope.Manifest(kind, "browser", "fr", dict(fields or FIELDS), tuple(entries))
+    manifest = envelope.Manifest(
+        kind, "browser", "fr", dict(fields or FIELDS), tuple(entries), reply_key
+    )
     return Sealed(envelope.seal_manifest(manifest, public_key), tuple(blobs))
 
 
@@ -77,15 +102,23 @@ def test_a_report_sealed_in_the_browser_is_stored_as_sent_and_opens_offline(
     app: Flask, client: FlaskClient, runner: CliRunner, team_keys: TeamKeys, tmp_path: Path
 ) -> None:
     files = {"scan.pdf": b"%PDF " + bytes(range(256)) * 600, "empty.pdf": b""}
-    sealed = seal_like_the_browser(team_keys.public_key, files)
-    response = post_parts(client, "/fr/submit/sealed", sealed.parts(csrf_token(client)))
+    prepared = prepare(client, "fr")
+    sealed = seal_like_the_browser(team_keys.public_key, files, reply_key=prepared.reply_public_key)
+    token = csrf_token(client, "/fr/submit")
+    response = post_parts(client, "/fr/submit/sealed", sealed.parts(token, ticket=prepared.ticket))
     text = response.get_data(as_text=True)
     assert response.status_code == 200, text
     assert 'data-sealed-by="browser"' in text
-    receipt_of(text)
+    derived = _derive(app, receipt_of(text))
     services = app.extensions["portal"]
     with services.sessions() as session:
         submission = session.scalars(select(Submission)).one()
+        case = session.scalars(select(Case)).one()
+    # The case is the ticket's: found by the receipt shown, replying to the key it derives.
+    assert (case.receipt_lookup, case.reply_public_key) == (
+        derived.lookup,
+        derived.reply_public_key,
+    )
     assert (submission.sealed_by, submission.source, submission.file_count) == (
         "browser",
         "browser",
@@ -98,8 +131,15 @@ def test_a_report_sealed_in_the_browser_is_stored_as_sent_and_opens_offline(
     assert record["sealed_by"] == "browser"
     assert record["fields"] == FIELDS
     assert record["attachments"] == files
-    # The browser cannot know the reply key; the bundle carries the one the receipt made.
-    assert record["reply_public_key_from"] == "bundle index"
+    # The reply key was sealed in the browser, and it is the one the receipt derives.
+    assert record["reply_public_key_from"] == "manifest"
+    assert record["reply_public_key"] == crypto.b64encode(derived.reply_public_key)
+
+
+def _derive(app: Flask, receipt: str) -> receipts.Derived:
+    services = app.extensions["portal"]
+    opslimit, memlimit = services.config.receipt_limits
+    return receipts.derive(receipt, services.installation_secret, opslimit, memlimit)
 
 
 def test_a_follow_up_sealed_in_the_browser_joins_its_case(
@@ -243,6 +283,74 @@ def test_the_honeypot_on_a_sealed_upload_stores_nothing(
 
 
 # ---------------------------------------------------------------------------------------------
+# Relays' case files that claim more than they hold
+
+
+def _case_file_with(tmp_path: Path, team_keys: TeamKeys, change: Callable[..., bytes]) -> bytes:
+    """A case file made by `portal seal`, each member rewritten by `change(name, data)`."""
+    attachment = tmp_path / "evidence.bin"
+    attachment.write_bytes(b"e" * 1000)
+    members = hostile_tar.members_of(_seal_case(tmp_path, team_keys, attachment))
+    return hostile_tar.tar_of(*(change(name, data) for name, data in members.items()))
+
+
+def stored_bytes(app: Flask) -> int:
+    """The bytes in the blob store on disk: what the quota must count."""
+    root = app.extensions["portal"].store.root
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
+
+
+def _sparse_blob(real_size: int) -> Callable[[str, bytes], bytes]:
+    def change(name: str, data: bytes) -> bytes:
+        if name.endswith(".blob"):
+            return hostile_tar.gnu_sparse(name, data[:512], real_size)
+        return hostile_tar.regular(name, data)
+
+    return change
+
+
+def _deep_index(name: str, data: bytes) -> bytes:
+    return hostile_tar.regular(name, b"[" * 200_000 if name == bundle.INDEX_NAME else data)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        # Whatever is wrong inside, a person reads that the file is damaged, in their language.
+        (_sparse_blob(3_000 * SEALED_CHUNK), "is damaged or incomplete"),
+        (_deep_index, "is damaged or incomplete"),
+    ],
+    ids=["sparse-member", "deep-index"],
+)
+def test_a_case_file_that_claims_more_than_it_holds_is_refused_and_the_quota_holds(
+    initialised: dict[str, str],
+    team_keys: TeamKeys,
+    tmp_path: Path,
+    change: Callable[[str, bytes], bytes],
+    reason: str,
+) -> None:
+    hostile = _case_file_with(tmp_path, team_keys, change)
+    assert len(hostile) < 1024 * 1024
+    # Room for 10 MiB more than what is stored; the sparse member would unpack to 197 MB.
+    with site(initialised) as (app, client):
+        post_parts(client, "/en/submit", [*report_parts(csrf_token(client))])
+        used = stored_bytes(app)
+    quota = used + 10 * 1024 * 1024
+    with site(initialised, PORTAL_STORAGE_QUOTA_BYTES=str(quota)) as (app, client):
+        token = csrf_token(client, "/en/sealed-case")
+        parts = [("csrf_token", token), FilePart("case_file", "c.sealed", hostile)]
+        response = post_parts(client, "/en/sealed-case", parts)
+        text = response.get_data(as_text=True)
+        assert response.status_code == 400, text
+        assert reason in html.unescape(error_message(text))
+        assert stored_bytes(app) == used
+        assert stored(app).staging == []
+        # The store is not full: an ordinary report still gets in.
+        response = post_parts(client, "/en/submit", [*report_parts(csrf_token(client))])
+        assert response.status_code == 200, error_message(response.get_data(as_text=True))
+
+
+# ---------------------------------------------------------------------------------------------
 # The browser's own code
 
 
@@ -272,6 +380,7 @@ def test_what_the_browsers_code_seals_goes_through_the_server_and_opens_byte_for
         (tmp_path / name).write_bytes(data)
         paths.append(str(tmp_path / name))
     out = tmp_path / "sealed"
+    prepared = prepare(client, "ru")
     done = subprocess.run(
         [
             "node",
@@ -284,6 +393,8 @@ def test_what_the_browsers_code_seals_goes_through_the_server_and_opens_byte_for
             "report",
             "--locale",
             "ru",
+            "--reply-key",
+            crypto.b64encode(prepared.reply_public_key),
             "--fields",
             str(tmp_path / "fields.json"),
             *paths,
@@ -296,11 +407,183 @@ def test_what_the_browsers_code_seals_goes_through_the_server_and_opens_byte_for
     assert done.returncode == 0, done.stderr
     blobs = tuple((out / "files" / f"{i}.blob").read_bytes() for i in range(len(originals)))
     sealed = Sealed((out / "manifest.sealed").read_bytes(), blobs)
-    response = post_parts(client, "/ru/submit/sealed", sealed.parts(csrf_token(client)))
+    token = csrf_token(client, "/ru/submit")
+    response = post_parts(client, "/ru/submit/sealed", sealed.parts(token, ticket=prepared.ticket))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert stored(app).rows == 1
+    derived = _derive(app, receipt_of(response.get_data(as_text=True)))
     (record,) = export_and_decrypt(runner, team_keys, tmp_path / "offline")
     assert record["sealed_by"] == "browser"
     assert record["locale"] == "ru"
     assert record["fields"] == fields
     assert record["attachments"] == originals
+    assert record["reply_public_key_from"] == "manifest"
+    assert record["reply_public_key"] == crypto.b64encode(derived.reply_public_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ticket: a report's receipt made before it is sealed
+
+
+def _upload(client: FlaskClient, team_keys: TeamKeys, ticket: str | None) -> TestResponse:
+    sealed = seal_like_the_browser(team_keys.public_key, {"a.pdf": b"a"})
+    return post_parts(client, "/en/submit/sealed", sealed.parts(csrf_token(client), ticket=ticket))
+
+
+def test_prepare_hands_out_a_reply_key_and_a_ticket_and_stores_nothing(
+    app: Flask, client: FlaskClient
+) -> None:
+    token = csrf_token(client)
+    response = client.post("/en/submit/prepare", data={"csrf_token": token})
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Set-Cookie" not in response.headers
+    assert sorted(response.get_json()) == ["reply_public_key", "ticket"]
+    assert_nothing_stored(app)
+    with app.extensions["portal"].sessions() as session:
+        assert session.scalars(select(Case)).all() == []
+    # Each call makes a new receipt: a new reply key, a new ticket.
+    again = prepare(client, token=token)
+    assert again.reply_public_key != crypto.b64decode(response.get_json()["reply_public_key"])
+    assert again.ticket != response.get_json()["ticket"]
+
+
+@pytest.mark.parametrize("token", ["", "forged"])
+def test_prepare_without_the_forms_token_is_refused(
+    app: Flask, client: FlaskClient, token: str
+) -> None:
+    response = client.post("/en/submit/prepare", data={"csrf_token": token})
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert "This form had expired" in error_message(response.get_data(as_text=True))
+
+
+def test_prepare_says_at_once_when_the_store_is_full(
+    initialised: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_receipt_wanted(*args: object) -> None:
+        raise AssertionError("a receipt was derived for a report that cannot be stored")
+
+    monkeypatch.setattr(receipts, "derive", no_receipt_wanted)
+    with site(initialised, PORTAL_STORAGE_QUOTA_BYTES=str(MANIFEST - 1)) as (_app, client):
+        response = client.post("/en/submit/prepare", data={"csrf_token": csrf_token(client)})
+        assert response.status_code == 503
+        assert "temporarily unable" in error_message(response.get_data(as_text=True))
+
+
+def test_prepare_takes_no_get(client: FlaskClient) -> None:
+    assert client.get("/en/submit/prepare").status_code == 405
+
+
+def _tamper(ticket: str) -> str:
+    middle = len(ticket) // 2
+    return ticket[:middle] + ("A" if ticket[middle] != "A" else "B") + ticket[middle + 1 :]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda t: None, lambda t: "", _tamper, lambda t: t[:-8]],
+    ids=["missing", "empty", "tampered", "cut"],
+)
+def test_a_report_without_a_good_ticket_is_refused_and_nothing_stored(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys, change: Callable[[str], str | None]
+) -> None:
+    ticket = change(prepare(client).ticket)
+    response = _upload(client, team_keys, ticket)
+    assert response.status_code == 400
+    # The script asks for a new ticket on the next try, so the remedy is to send again.
+    assert "This form had expired" in error_message(response.get_data(as_text=True))
+    assert_nothing_stored(app)
+
+
+def test_a_ticket_from_another_browser_session_is_refused(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys
+) -> None:
+    ticket = prepare(app.test_client()).ticket
+    response = _upload(client, team_keys, ticket)
+    assert response.status_code == 400
+    assert "This form had expired" in error_message(response.get_data(as_text=True))
+    assert_nothing_stored(app)
+
+
+def test_a_ticket_older_than_six_hours_is_refused(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = time.time()
+    monkeypatch.setattr(tickets, "clock", lambda: made)
+    ticket = prepare(client).ticket
+    monkeypatch.setattr(tickets, "clock", lambda: made + tickets.MAX_AGE_SECONDS + 1)
+    response = _upload(client, team_keys, ticket)
+    assert response.status_code == 400
+    assert "This form had expired" in error_message(response.get_data(as_text=True))
+    assert_nothing_stored(app)
+    monkeypatch.setattr(tickets, "clock", lambda: made + tickets.MAX_AGE_SECONDS - 60)
+    assert _upload(client, team_keys, ticket).status_code == 200
+
+
+def test_a_ticket_makes_one_case_only(app: Flask, client: FlaskClient, team_keys: TeamKeys) -> None:
+    ticket = prepare(client).ticket
+    first = _upload(client, team_keys, ticket)
+    assert first.status_code == 200
+    replayed = _upload(client, team_keys, ticket)
+    assert replayed.status_code == 400
+    text = replayed.get_data(as_text=True)
+    assert "already received" in error_message(text)
+    assert "receipt-number" not in text
+    assert stored(app).rows == 1
+    with app.extensions["portal"].sessions() as session:
+        assert len(session.scalars(select(Case)).all()) == 1
+
+
+def test_a_ticket_sent_twice_at_once_makes_one_case(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both uploads pass the look for a used ticket before either is stored: the database's
+    # unique lookup value refuses the second.
+    ticket = prepare(client).ticket
+    assert _upload(client, team_keys, ticket).status_code == 200
+    real_scalar = Session.scalar
+
+    def blind(self: Session, statement: object, *args: object, **kwargs: object) -> object:
+        if "receipt_lookup" in str(statement) and "cases.id" in str(statement):
+            return None
+        return real_scalar(self, statement, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Session, "scalar", blind)
+    response = _upload(client, team_keys, ticket)
+    assert response.status_code == 400
+    assert "already received" in error_message(response.get_data(as_text=True))
+    monkeypatch.undo()
+    assert stored(app).rows == 1
+
+
+def test_the_receipt_of_a_browser_sealed_report_is_stored_nowhere(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys
+) -> None:
+    token = csrf_token(client)
+    prepared = client.post("/en/submit/prepare", data={"csrf_token": token})
+    ticket = prepared.get_json()["ticket"]
+    sealed = seal_like_the_browser(team_keys.public_key, {"a.pdf": b"a"})
+    response = post_parts(client, "/en/submit/sealed", sealed.parts(token, ticket=ticket))
+    receipt = receipt_of(response.get_data(as_text=True))
+    digits = receipt.replace(" ", "")
+    data_dir = Path(app.extensions["portal"].config.data_dir)
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            content = path.read_bytes()
+            for secret in (digits, receipt, ticket):
+                assert secret.encode() not in content, path
+    # Nor in a header or a cookie of either answer, nor in the ticket as it travels.
+    for answer in (prepared, response):
+        for name, value in answer.headers.items():
+            assert digits not in value.replace(" ", ""), name
+    assert digits not in ticket
+    # The session cookie is signed, not encrypted, and may be compressed: read what it holds.
+    cookie = client.get_cookie("portal_public")
+    assert cookie is not None
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    held = json.dumps(serializer.loads(cookie.value))
+    assert "csrf_token" in held
+    for secret in (digits, receipt, ticket):
+        assert secret not in held

@@ -7,6 +7,7 @@ import re
 import tarfile
 from datetime import date, timedelta
 
+import nacl.pwhash
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.usefixtures("cheap_staff_kdf")
 
 WRONG = "The name, passphrase or code is not right."
 PAGES = ["/", "/reply", "/audit"]
+CSRF_FIELD = re.compile(r'name="csrf_token" value="[^"]+"')
 
 
 def _events(app: Flask) -> list[AuditEvent]:
@@ -150,30 +152,64 @@ def test_a_code_is_never_accepted_twice(staff_app: Flask, clock: Clock) -> None:
     assert WRONG in page
 
 
-def test_repeated_failures_lock_the_account_and_say_until_when(
+def test_repeated_failures_lock_the_account_and_say_until_when_only_to_its_holder(
     staff_app: Flask, clock: Clock
 ) -> None:
     credentials = add_account(staff_app)
     client = staff_app.test_client()
-    for _ in range(accounts.SLOW_AFTER - 1):
+    for _ in range(accounts.SLOW_AFTER):
         assert WRONG in sign_in(client, credentials, clock, passphrase="wrong")[1]
-    page = sign_in(client, credentials, clock, passphrase="wrong")[1]
-    assert "This account is locked until 09:17 UTC" in page
-    # The right passphrase and code do not get in while it is locked.
+    # Locked now: a wrong try hears what any wrong try hears.
+    status, page = sign_in(client, credentials, clock, passphrase="wrong")
+    assert (status, WRONG in page, "locked" in page) == (401, True, False)
+    # The right passphrase and code do not get in while it is locked, and are told why.
     status, page = sign_in(client, credentials, clock)
     assert status == 401
-    assert "locked until 09:17 UTC" in page
+    assert "This account is locked until 09:17 UTC" in page
+    assert "ask an administrator" in page
     clock.moment = START.replace(minute=17, second=0)
     sign_in(client, credentials, clock, passphrase="wrong")
     clock.moment = START.replace(minute=19, second=0)
-    page = sign_in(client, credentials, clock, passphrase="wrong")[1]
-    assert "locked until 09:34 UTC" in page
+    assert WRONG in sign_in(client, credentials, clock, passphrase="wrong")[1]
+    assert "locked until 09:34 UTC" in sign_in(client, credentials, clock)[1]
     clock.moment = START.replace(minute=34, second=5)
     assert sign_in(client, credentials, clock)[0] == 303
     actions = [e.action for e in _events(staff_app)]
     assert actions.count("login-failed") == 5
-    assert actions.count("login-locked") == 1
+    assert actions.count("login-locked") == 3
     assert actions[-1] == "login"
+
+
+def test_unknown_locked_and_wrong_look_alike_and_cost_alike(
+    staff_app: Flask, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = add_account(staff_app)
+    other = add_account(staff_app, "omar")
+    for _ in range(accounts.LOCK_AFTER):
+        sign_in(staff_app.test_client(), locked, clock, passphrase="wrong")
+    verifications: list[str] = []
+    real = nacl.pwhash.argon2id.verify
+
+    def counting(hashed: bytes, password: bytes) -> bool:
+        verifications.append(hashed.decode("ascii").split("$")[3])
+        return bool(real(hashed, password))
+
+    monkeypatch.setattr(nacl.pwhash.argon2id, "verify", counting)
+    pages, costs = {}, {}
+    tries = {
+        "unknown": accounts.Credentials("nobody", other.passphrase, other.totp_secret),
+        "locked": locked,
+        "wrong": other,
+    }
+    for case, credentials in tries.items():
+        verifications.clear()
+        status, page = sign_in(staff_app.test_client(), credentials, clock, passphrase="wrong")
+        pages[case] = (status, CSRF_FIELD.sub("", page))
+        costs[case] = list(verifications)
+    assert pages["unknown"] == pages["locked"] == pages["wrong"]
+    assert pages["wrong"][0] == 401
+    assert costs["unknown"] == costs["locked"] == costs["wrong"]
+    assert len(costs["wrong"]) == 1
 
 
 def test_login_rate_limit_is_per_account(staff_app: Flask, clock: Clock) -> None:
@@ -531,7 +567,7 @@ def test_no_staff_page_shows_a_report(staff: Staff, staff_app: Flask, app: Flask
         data={
             **MINIMAL_REPORT,
             "description": f"{marker} description",
-            "country": marker,
+            "place": marker,
             "csrf_token": csrf_token(public),
             "attachments": (io.BytesIO(f"{marker} in a file".encode()), f"{marker}.txt"),
         },

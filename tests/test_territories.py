@@ -15,7 +15,8 @@ TOOL = PACKAGE.parent / "tools" / "territories.py"
 
 def _tool() -> object:
     spec = importlib.util.spec_from_file_location("territories_tool", TOOL)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

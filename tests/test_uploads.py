@@ -9,6 +9,7 @@ test modules of the public site use them too.
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from portal import bundle, crypto, storage, uploads
+from portal import bundle, crypto, schema, storage, uploads
 from portal.models import Submission
 
 # ---------------------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ def error_message(html: str) -> str:
 
 @dataclass(frozen=True)
 class Stored:
-    """What a deployment holds: submission rows, submission folders, staging folders."""
+    """What a deployment holds: submission rows, submission folders, staging and kept folders."""
 
     rows: int
     folders: set[str]
@@ -97,8 +98,13 @@ def stored(app: Flask) -> Stored:
     services = app.extensions["portal"]
     with services.sessions() as session:
         rows = session.scalar(select(func.count()).select_from(Submission)) or 0
-    incoming = services.store.incoming
-    staging = sorted(incoming.iterdir()) if incoming.exists() else []
+    staging = sorted(
+        item
+        for folder in (services.store.incoming, services.store.kept)
+        if folder.exists()
+        for item in folder.iterdir()
+        if item.is_dir()
+    )
     return Stored(rows, services.store.stored_ids(), staging)
 
 
@@ -374,3 +380,94 @@ def test_a_form_that_comes_back_keeps_a_staging_folder_only_for_its_files(
         [("csrf_token", token), FilePart("attachments", "a.txt", b"evidence")],
     )
     assert [p.name for p in staging_files(app)] == ["part-0"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies other than multipart
+
+
+class CountingStream(io.RawIOBase):
+    """A request body of `size` bytes (`head`, then filler) that counts what is read of it."""
+
+    def __init__(self, head: bytes, size: int) -> None:
+        self._head = head
+        self.size = size
+        self._position = 0
+        self.read_so_far = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        # The test client measures the body by seeking to its end and back.
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        self._position = base + offset
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        n = max(0, min(len(buffer), self.size - self._position))
+        head = self._head[self._position : self._position + n]
+        buffer[: len(head)] = head
+        buffer[len(head) : n] = b"a" * (n - len(head))
+        self._position += n
+        self.read_so_far += n
+        return n
+
+
+FORM_MEMORY = 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize("path", ["/en/submit", "/en/follow-up", "/en/submit/sealed"])
+@pytest.mark.parametrize("length", ["declared", "chunked"])
+def test_a_url_encoded_body_over_the_form_memory_limit_is_refused_unread(
+    app: Flask, client: FlaskClient, path: str, length: str
+) -> None:
+    assert app.config["MAX_FORM_MEMORY_SIZE"] == FORM_MEMORY
+    token = csrf_token(client)
+    body = CountingStream(f"csrf_token={token}&description=".encode(), 20 * 1024 * 1024)
+    # Without a length, a server that ends the body itself (chunked) says so in the environ.
+    chunked = {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}
+    response = client.post(
+        path,
+        input_stream=body,
+        content_type="application/x-www-form-urlencoded",
+        environ_overrides=chunked if length == "chunked" else {},
+    )
+    text = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "at most 2 MB" in error_message(text)
+    assert len(text) < 20_000
+    # A declared length is refused before a byte is read; a chunked body just past the limit.
+    assert body.read_so_far <= (0 if length == "declared" else FORM_MEMORY + 1)
+    assert_nothing_stored(app)
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_what_was_typed_comes_back_no_longer_than_its_field_allows(
+    app: Flask, client: FlaskClient, encoding: str
+) -> None:
+    limits = {f.name: f.limit for f in schema.REPORT_FIELDS}
+    typed = {"description": "d" * (FORM_MEMORY // 2), "target_name": "n" * 100_000}
+    fields = [("csrf_token", csrf_token(client)), *typed.items(), ("consent_raise", "x" * 50_000)]
+    if encoding == "multipart":
+        response = post_parts(client, "/en/submit", fields)
+    else:
+        response = client.post("/en/submit", data=dict(fields))
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "This is too long" in text
+    for name in typed:
+        shown = re.search(
+            rf'name="{name}"[^>]*>(d*)</textarea>|name="{name}"[^>]*value="(n*)"', text
+        )
+        assert shown, name
+        assert len(shown.group(1) or shown.group(2)) == limits[name]
+    # A value that is no choice of its field is not shown at all.
+    assert "x" * 100 not in text
+    assert len(text) < sum(limits.values()) + 200_000

@@ -26,6 +26,7 @@ PROJECT = "reprisals-portal"
 PROFILES = {"offline": PROJECT, "server": f"{PROJECT}[server]"}
 NEEDED = [
     ROOT / "portal" / "static" / "portal.js",
+    ROOT / "portal" / "static" / "sealer.js",
     *(
         ROOT / "portal" / "translations" / code / "LC_MESSAGES" / "messages.mo"
         for code in ("ar", "en", "es", "fr", "ru", "zh")

@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "seal": "portal.cli.relay:seal",
     "decrypt": "portal.cli.decrypt:decrypt",
     "reply": "portal.cli.reply:reply",
+    "sealer": "portal.cli.sealer:sealer_command",
+    "cases": "portal.cli.cases:cases_command",
     "init": "portal.cli.server:init",
     "export": "portal.cli.server:export",
     "purge": "portal.cli.server:purge",
@@ -26,7 +28,7 @@ COMMANDS: dict[str, str] = {
     "tor-config": "portal.cli.deploy:tor_config",
     "serve": "portal.cli.deploy:serve",
 }
-OFFLINE = frozenset({"keygen", "fingerprint", "seal", "decrypt", "reply"})
+OFFLINE = frozenset({"keygen", "fingerprint", "seal", "decrypt", "reply", "sealer"})
 SERVER_EXTRA = "pip install 'reprisals-portal[server]'"
 
 

@@ -125,11 +125,27 @@ def _socket_folder(folder: Path) -> None:
     "rate limits: PORTAL_RATELIMIT_STORAGE_URI).",
 )
 @click.option(
+    "--worker-class",
+    type=click.Choice(["gevent", "gthread"]),
+    default="gevent",
+    show_default=True,
+    help="How the public site waits on clients: gevent (a slow client costs memory; "
+    "thousands at once) or gthread (a thread per connection, --threads at once).",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(10, 100_000),
+    default=4000,
+    show_default=True,
+    help="Connections each gevent worker of the public site holds at once (slow uploads "
+    "included); raise the open-file limit to match.",
+)
+@click.option(
     "--threads",
     type=click.IntRange(1, 1024),
     default=32,
     show_default=True,
-    help="Threads per public worker: how many requests (uploads) run at once.",
+    help="Threads per public gthread worker: how many requests (uploads) run at once.",
 )
 @click.option(
     "--read-timeout",
@@ -183,6 +199,8 @@ def serve(
     staff_port: int | None,
     site: str,
     workers: int,
+    worker_class: str,
+    connections: int,
     threads: int,
     read_timeout: float,
     min_rate: int,
@@ -227,8 +245,10 @@ def serve(
         serving.SiteOptions(
             site=name,
             bind=binds[name],
-            # The staff site serves a handful of people: one process, a few threads.
+            # The staff site serves a handful of authorised people: one process, a few threads.
             workers=workers if name == "public" else 1,
+            worker_class=worker_class if name == "public" else "gthread",
+            connections=connections,
             threads=threads if name == "public" else serving.STAFF_THREADS,
             read_timeout=read_timeout,
             min_rate=min_rate,

@@ -85,8 +85,8 @@ def serving_trouble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         PORTAL_REPORT_RATE_LIMIT="1 per day",
     )
     with serving("public", full) as full_site, serving("public", strict, rate_limits=True) as s:
-        # Spend the one report of the day, so the next is turned away.
-        s.app.test_client().post("/en/submit/sealed")
+        # Spend the one receipt of the day, so the next report is turned away.
+        s.app.test_client().post("/en/submit/prepare")
         yield {"full": full_site, "strict": s}
 
 
@@ -248,7 +248,7 @@ def error(code: int) -> Callable[[Browser, dict[str, LiveSite], str], None]:
         elif code == 413:
             post(browser, f"/{lang}/follow-up", {"receipt": "1", "padding": "x" * TOO_LARGE})
         else:
-            post(browser, f"/{lang}/submit/sealed", {"file_count": "0"})
+            post(browser, f"/{lang}/submit/prepare", {})
 
     return visit
 

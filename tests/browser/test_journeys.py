@@ -28,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import TeamKeys
 
-from portal import bundle, replies, schema, territories
+from portal import bundle, crypto, receipts, replies, schema, territories
 from portal.cli import main
 
 from .conftest import LiveSite
@@ -327,7 +327,19 @@ def test_journey(
     assert (report["kind"], report["sealed_by"], report["locale"]) == ("report", sealing, "en")
     assert report["fields"] == answers
     assert_files_came_back(report, files)
-    assert report["reply_public_key"]
+    # The reply key was sealed in the manifest, in the browser too, and the receipt derives it:
+    # a key swapped in the bundle's index could not redirect the team's replies.
+    services = live_site.app.extensions["portal"]
+    derived = receipts.derive(
+        receipt, services.installation_secret, *services.config.receipt_limits
+    )
+    assert report["reply_public_key_from"] == "manifest"
+    assert report["reply_public_key"] == crypto.b64encode(derived.reply_public_key)
+    if sealing == "browser":
+        # The receipt was made before sealing, and travelled only inside the ticket.
+        assert len(posts(live_site, "/en/submit/prepare")) == 1
+        assert b'name="ticket"' in posts(live_site, "/en/submit/sealed")[0]
+        assert not live_site.recorder.contains(receipt.replace(" ", "").encode())
     reply_text = f"Reply {marker}: thank you. Could you say more about the travel ban? — شكرا"
     offline.reply(live_site, report["folder"], reply_text)
 

@@ -150,6 +150,26 @@ describe('manifest', () => {
     assert.deepEqual(fromBase64(manifest.files[0].key), key);
     assert.ok(!('reply_public_key' in manifest));
   });
+  test('buildManifest seals a report\'s reply key last, as the format orders it', () => {
+    const { secretKey, publicKey: teamKey } = keyPair();
+    const { publicKey: replyKey } = keyPair();
+    const manifest = buildManifest({
+      kind: 'report', locale: 'en', fields: { description: 'x' }, files: [],
+      replyPublicKey: replyKey,
+    });
+    assert.deepEqual(Object.keys(manifest),
+      ['format', 'version', 'kind', 'sealed_by', 'locale', 'fields', 'files', 'reply_public_key']);
+    const opened = JSON.parse(new TextDecoder().decode(
+      openSealedBox(sealManifest(manifest, teamKey), secretKey)));
+    assert.deepEqual(fromBase64(opened.reply_public_key), replyKey);
+  });
+  test('buildManifest refuses a reply key that is not 32 bytes', () => {
+    for (const replyPublicKey of [new Uint8Array(31), new Uint8Array(33), 'AAAA', null]) {
+      assert.throws(() => buildManifest({
+        kind: 'report', locale: 'en', fields: {}, files: [], replyPublicKey,
+      }), /A key is 32 bytes/);
+    }
+  });
   test('buildManifest refuses an unknown kind', () => {
     assert.throws(() => buildManifest({ kind: 'reply', locale: 'en', fields: {}, files: [] }),
       /Unknown kind/);

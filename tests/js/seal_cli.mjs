@@ -3,7 +3,7 @@
  * Seal files and fields exactly as the browser does, for the Python interoperability tests.
  *
  *   node tests/js/seal_cli.mjs --key keys/team.pub --out DIR --kind report --locale en \
- *     --fields fields.json FILE...
+ *     [--reply-key BASE64] --fields fields.json FILE...
  *
  * Writes DIR/manifest.sealed and DIR/files/0.blob, 1.blob, ... with the functions of
  * js/envelope.js that the page's bundle uses. Prints nothing on success; on a mistake it says
@@ -16,11 +16,11 @@ import process from 'node:process';
 import { parseArgs } from 'node:util';
 
 import {
-  buildManifest, encryptBlob, newFileKey, parsePublicKeyFile, sealManifest,
+  buildManifest, encryptBlob, newFileKey, parsePublicKey, parsePublicKeyFile, sealManifest,
 } from '../../js/envelope.js';
 
 const USAGE = 'usage: node tests/js/seal_cli.mjs --key PUBFILE --out DIR '
-  + '--kind report|follow-up --locale LANG [--fields FIELDS.json] [FILE...]';
+  + '--kind report|follow-up --locale LANG [--reply-key BASE64] [--fields FIELDS.json] [FILE...]';
 
 class UsageError extends Error {}
 
@@ -28,7 +28,7 @@ class UsageError extends Error {}
  * The command line as options and file paths; throws UsageError when it is not usable.
  * @param {string[]} argv
  * @returns {{key: string, out: string, kind: string, locale: string, fields?: string,
- *   files: string[]}}
+ *   'reply-key'?: string, files: string[]}}
  */
 function parseCommandLine(argv) {
   let parsed;
@@ -42,6 +42,7 @@ function parseCommandLine(argv) {
         kind: { type: 'string', default: 'report' },
         locale: { type: 'string', default: 'en' },
         fields: { type: 'string' },
+        'reply-key': { type: 'string' },
       },
     });
   } catch (error) {
@@ -108,6 +109,7 @@ async function main(argv) {
   const fields = await readFields(options.fields);
   const blobs = await Promise.all(options.files.map(openInput));
   const keys = options.files.map(() => newFileKey());
+  const replyKey = options['reply-key'];
 
   const filesDir = path.join(options.out, 'files');
   await mkdir(filesDir, { recursive: true });
@@ -121,6 +123,7 @@ async function main(argv) {
     files: options.files.map((file, index) => ({
       name: path.basename(file), type: '', size: blobs[index].size, key: keys[index],
     })),
+    replyPublicKey: replyKey === undefined ? undefined : parsePublicKey(replyKey),
   });
   keys.forEach((key) => key.fill(0));
   await writeDurably(path.join(options.out, 'manifest.sealed'), sealManifest(manifest, teamKey));

@@ -1,0 +1,223 @@
+/**
+ * The offline sealer's rules for a case, the same as `portal seal`'s (portal/relay.py) and the
+ * report form's (portal/schema.py): which answers are kept, which are required, and how a CSV
+ * of cases is read. The questionnaire's definition comes from the page, generated from
+ * portal/schema.py when the sealer file is made, so these functions hold no field of their own.
+ *
+ * Problems are returned as the English texts of the catalogues (schema.py's messages), which
+ * the page shows in the chosen language.
+ */
+
+/**
+ * @typedef {{name: string, kind: 'text' | 'textarea' | 'radio' | 'checkboxes',
+ *   choices: string[], required: boolean, required_when: [string, string] | null,
+ *   limit: number}} FieldDef
+ * @typedef {Object<string, string | string[]>} Fields
+ * @typedef {{field: string, message: string}} Problem
+ */
+
+/** Columns of a CSV of cases that are not fields (as `portal seal --csv`). */
+export const SPECIAL_COLUMNS = ['attachments', 'locale'];
+
+/** A language code, as `portal seal` accepts it. */
+const LOCALE = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$/;
+
+/** The problems schema.check names, in English as in the catalogues. */
+export const MESSAGES = {
+  answer: 'Please answer this question.',
+  fill: 'Please fill in this field.',
+  chooseOne: 'Please choose one of the options.',
+  chooseAmong: 'Please choose among the options.',
+  tooLong: 'This is too long; please shorten it.',
+};
+
+/**
+ * Apply `portal seal`'s rules to raw answers: LF line ends, no empty or blank answers, choices
+ * trimmed.
+ * @param {Object<string, string | string[]>} raw
+ * @param {Map<string, FieldDef>} defs
+ * @returns {Fields}
+ */
+export function normaliseFields(raw, defs) {
+  /** @type {Fields} */
+  const values = {};
+  for (const [name, value] of Object.entries(raw)) {
+    const def = defs.get(name);
+    if (!def) continue;
+    const items = (Array.isArray(value) ? value : [value])
+      .map((item) => String(item).replace(/\r\n?/g, '\n'));
+    if (def.kind === 'checkboxes') {
+      const chosen = items.map((item) => item.trim()).filter((item) => item !== '');
+      if (chosen.length) values[name] = chosen;
+    } else if (items.length && items[0].trim() !== '') {
+      values[name] = def.kind === 'radio' ? items[0].trim() : items[0];
+    }
+  }
+  return values;
+}
+
+/**
+ * The problems of a case's answers, by the rules of schema.check.
+ * @param {Fields} values
+ * @param {FieldDef[]} defs in the form's order
+ * @returns {Problem[]}
+ */
+export function checkFields(values, defs) {
+  /** @type {Problem[]} */
+  const problems = [];
+  for (const def of defs) {
+    const value = values[def.name];
+    const when = def.required_when;
+    const needed = def.required || (when !== null && values[when[0]] === when[1]);
+    if (value === undefined) {
+      if (needed) {
+        problems.push({
+          field: def.name, message: def.kind === 'radio' ? MESSAGES.answer : MESSAGES.fill,
+        });
+      }
+      continue;
+    }
+    const allowed = new Set(def.choices);
+    if (def.kind === 'radio') {
+      if (typeof value !== 'string' || !allowed.has(value)) {
+        problems.push({ field: def.name, message: MESSAGES.chooseOne });
+      }
+    } else if (def.kind === 'checkboxes') {
+      if (!Array.isArray(value) || !value.every((item) => allowed.has(item))
+        || new Set(value).size !== value.length) {
+        problems.push({ field: def.name, message: MESSAGES.chooseAmong });
+      }
+    } else if (typeof value !== 'string') {
+      problems.push({ field: def.name, message: MESSAGES.fill });
+    } else if (value.length > def.limit) {
+      problems.push({ field: def.name, message: MESSAGES.tooLong });
+    }
+  }
+  return problems;
+}
+
+/**
+ * Read CSV text (RFC 4180: quoted cells, doubled quotes, CRLF or LF line ends, a BOM).
+ * @param {string} text
+ * @returns {string[][]}
+ */
+export function parseCsv(text) {
+  const source = String(text).replace(/^\uFEFF/, '');
+  /** @type {string[][]} */
+  const rows = [];
+  /** @type {string[]} */
+  let row = [];
+  let cell = '';
+  let quoted = false;
+  let index = 0;
+  while (index < source.length) {
+    const char = source[index];
+    if (quoted) {
+      if (char === '"' && source[index + 1] === '"') {
+        cell += '"';
+        index += 1;
+      } else if (char === '"') {
+        quoted = false;
+      } else {
+        cell += char;
+      }
+    } else if (char === '"' && cell === '') {
+      quoted = true;
+    } else if (char === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (char === '\n' || char === '\r') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      if (char === '\r' && source[index + 1] === '\n') index += 1;
+    } else {
+      cell += char;
+    }
+    index += 1;
+  }
+  if (quoted) throw new CsvError('A quoted cell is not closed.', rows.length + 1);
+  if (cell !== '' || row.length) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** A CSV of cases that cannot be read as given; `row` is its 1-based row number. */
+export class CsvError extends Error {
+  /**
+   * @param {string} message an English text of the catalogues, with `%(name)s` placeholders
+   * @param {number} row
+   * @param {string} [field]
+   * @param {Object<string, string>} [values] for the placeholders
+   */
+  constructor(message, row, field, values = {}) {
+    super(message);
+    this.row = row;
+    this.field = field;
+    this.values = values;
+  }
+}
+
+/**
+ * @typedef {{row: number, fields: Fields, attachments: string[], locale: string}} CsvCase
+ */
+
+/**
+ * The cases of a CSV: a row per case, a column per field, `;` between a checkbox field's
+ * choices, and optional `attachments` (file names, `;` between them) and `locale` columns.
+ * Every case is checked; the first problem throws a CsvError naming its row and field.
+ * @param {string} text
+ * @param {FieldDef[]} defs
+ * @param {string} defaultLocale
+ * @returns {CsvCase[]}
+ */
+export function casesFromCsv(text, defs, defaultLocale) {
+  const byName = new Map(defs.map((def) => [def.name, def]));
+  const rows = parseCsv(text);
+  if (!rows.length) throw new CsvError('The CSV is empty; its first row names the fields.', 1);
+  const header = rows[0].map((name) => name.trim());
+  for (const name of header) {
+    if (!byName.has(name) && !SPECIAL_COLUMNS.includes(name)) {
+      throw new CsvError('The report has no question named “%(name)s”.', 1, undefined, { name });
+    }
+  }
+  if (new Set(header).size !== header.length) {
+    throw new CsvError('A column name appears twice in the first row.', 1);
+  }
+  /** @type {CsvCase[]} */
+  const cases = [];
+  rows.slice(1).forEach((row, offset) => {
+    const number = offset + 2;
+    if (!row.some((cell) => cell.trim() !== '')) return;
+    if (row.length > header.length) {
+      throw new CsvError('This row has more cells than the first row has names.', number);
+    }
+    /** @type {Object<string, string | string[]>} */
+    const raw = {};
+    header.forEach((name, column) => {
+      const cell = row[column] ?? '';
+      if (SPECIAL_COLUMNS.includes(name)) return;
+      raw[name] = byName.get(name).kind === 'checkboxes' ? cell.split(';') : cell;
+    });
+    const fields = normaliseFields(raw, byName);
+    const problems = checkFields(fields, defs);
+    if (problems.length) throw new CsvError(problems[0].message, number, problems[0].field);
+    const column = (/** @type {string} */ name) => {
+      const at = header.indexOf(name);
+      return at < 0 ? '' : (row[at] ?? '');
+    };
+    const attachments = column('attachments').split(';').map((name) => name.trim())
+      .filter((name) => name !== '');
+    const locale = column('locale').trim() || defaultLocale;
+    if (!LOCALE.test(locale) || locale.length > 16) {
+      throw new CsvError('“%(name)s” is not a language code such as en or fr.', number, undefined,
+        { name: locale });
+    }
+    cases.push({ row: number, fields, attachments, locale });
+  });
+  if (!cases.length) throw new CsvError('The CSV holds no cases below its first row.', 2);
+  return cases;
+}

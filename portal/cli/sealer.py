@@ -1,0 +1,49 @@
+"""`portal sealer`: make the offline sealer, one HTML file that seals cases with no install."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+from portal import crypto, sealer
+from portal.cli.keys import EXISTING_FILE, NEW_FILE
+
+
+@click.command()
+@click.option(
+    "--to",
+    "to_key",
+    required=True,
+    type=EXISTING_FILE,
+    help="The team's public key file (team.pub).",
+)
+@click.option("--out", required=True, type=NEW_FILE, help="The HTML file to write (sealer.html).")
+@click.option(
+    "--fingerprint",
+    "expected",
+    metavar="FINGERPRINT",
+    help="Refuse the key unless it has this fingerprint (as the team publishes it).",
+)
+def sealer_command(to_key: Path, out: Path, expected: str | None) -> None:
+    """Make the offline sealer for the team's key: one HTML file, opened from disk, no network."""
+    try:
+        public_key = crypto.load_public_key(to_key)
+        sealer.check_fingerprint(public_key, expected)
+        data = sealer.build(public_key)
+    except (crypto.CryptoError, sealer.SealerError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if out.exists() or out.is_symlink():
+        raise click.ClickException(f"{out} already exists; nothing was overwritten.")
+    temporary = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, out)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise click.ClickException(f"{out} cannot be written: {exc}.") from exc
+    click.echo(f"{out}  ({len(data)} bytes)")
+    click.echo(f"Team key fingerprint: {crypto.fingerprint(public_key)}")
+    click.echo(f"SHA-256 of the sealer: {sealer.sha256(data)}")
