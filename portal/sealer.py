@@ -268,6 +268,7 @@ def build(
             '<pre class="keyfile" dir="ltr" translate="no" id="sealer-key" data-team-key="',
             f'{key_b64}"{_receipt_attributes(site)}>{key_b64}</pre>\n</section>\n',
             '<p id="sealer-refused" class="notice" role="alert" data-t="" hidden></p>\n',
+            '<p id="sealer-receipt-note" data-t="" hidden></p>\n',
             '<div id="sealer-app" hidden>\n',
             '<form id="sealer-form" novalidate>\n',
             '<div id="sealer-problems" class="error-summary" role="alert" tabindex="-1" hidden>',
