@@ -21,10 +21,10 @@ import { deriveReceipt, newReceipt, publishedSite } from './receipts.js';
 /** @typedef {import('./cases.js').FieldDef & {label: string}} PageField */
 
 const RTL = new Set(['ar']);
-const MAKING_RECEIPT = 'Making the case’s receipt on this computer (this can take a minute in a browser at a high security level)…';
-const KEEP_SAFE = 'Keep it safe: it opens the case’s follow-up page and the team’s replies. It was made on this computer and never sent anywhere, so nobody can give it again.';
-const NO_RECEIPT_LINES = 'This sealer was made from a key file without the site’s receipt salt and cost, so the site will make each case’s receipt when its file is uploaded.';
-const RECEIPTS_NOTE = 'receipts.txt holds the receipts of these cases. It is as sensitive as the cases: keep it as safe as they are and never upload it.';
+const MAKING_RECEIPT = "Making the case's receipt on this computer (this can take a minute in a browser at a high security level)…";
+const KEEP_SAFE = "Keep it safe: it opens the case's follow-up page and the team's replies. It was made on this computer and never sent anywhere, so nobody can give it again.";
+const NO_RECEIPT_LINES = "This sealer was made from a key file without the site's receipt salt and cost, so the site will make each case's receipt when its file is uploaded.";
+const RECEIPTS_NOTE = "receipts.txt holds the receipts of these cases. It is as sensitive as the cases: keep it as safe as they are and never upload it.";
 const texts = readJson('sealer-texts');
 /** @type {PageField[]} */
 const defs = readJson('sealer-fields');

@@ -89,17 +89,17 @@ SCRIPT = (
     ),
     # Receipts made in the browser (js/receipts.js), when the file carries the site's salt.
     N_(
-        "Making the case’s receipt on this computer (this can take a minute in a browser at a "
+        "Making the case's receipt on this computer (this can take a minute in a browser at a "
         "high security level)…"
     ),
     N_("Receipt of this case:"),
     N_(
-        "Keep it safe: it opens the case’s follow-up page and the team’s replies. It was made on "
+        "Keep it safe: it opens the case's follow-up page and the team's replies. It was made on "
         "this computer and never sent anywhere, so nobody can give it again."
     ),
     N_(
-        "This sealer was made from a key file without the site’s receipt salt and cost, so the "
-        "site will make each case’s receipt when its file is uploaded."
+        "This sealer was made from a key file without the site's receipt salt and cost, so the "
+        "site will make each case's receipt when its file is uploaded."
     ),
     N_(
         "receipts.txt holds the receipts of these cases. It is as sensitive as the cases: keep it "
