@@ -158,7 +158,7 @@ def key() -> str:
     return render_template(
         "public/key.html",
         fingerprint=services.team_fingerprint,
-        key_text=services.team_key_text,
+        key_text=services.published_key_text,
         sealer_sha256=_sealer_sha256(services.team_public_key, services.receipt_site),
         script_sha256=_script_sha256(),
     )

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import markupsafe
 import pytest
 from click.testing import CliRunner, Result
 from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
@@ -87,6 +88,9 @@ def test_the_served_key_file_publishes_the_receipt_salt_and_cost(
     assert site == receipts.Published(
         receipts.salt_of(services.installation_secret), *services.config.receipt_limits
     )
+    # The key page shows the file as it is downloaded.
+    page = client.get("/en/key").get_data(as_text=True)
+    assert str(markupsafe.escape(served)) in page
     # The salt is a personalised hash: the secret itself is nowhere in the file.
     assert services.installation_secret.hex() not in served
     assert crypto.b64encode(services.installation_secret) not in served
