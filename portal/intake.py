@@ -66,6 +66,12 @@ class TicketUsed(Refused):
 
 
 TICKET_USED = N_("This report was already received; it was not stored a second time.")
+NO_REPLY_KEY = N_("The sealed case file names a receipt but no reply key; seal it again.")
+MALFORMED_RECEIPT = N_("The sealed case file's receipt is malformed; seal it again.")
+LOOKUP_TAKEN = N_(
+    "This sealed case file was already received (its receipt belongs to a case), so it was not "
+    "stored a second time. If it is a new case, seal it again: each sealing makes a new receipt."
+)
 
 
 class QuotaExceeded(Exception):
@@ -332,10 +338,29 @@ def accept_sealed(
     return receipt, submission
 
 
+def _relay_receipt(entry: bundle.Entry) -> tuple[bytes, bytes] | None:
+    """The lookup value and reply key a relay's case file brings, when it made its receipt."""
+    if entry.receipt_lookup is None:
+        return None
+    if entry.reply_public_key is None:
+        raise Refused(NO_REPLY_KEY)
+    try:
+        lookup = crypto.b64decode(entry.receipt_lookup, receipts.LOOKUP_BYTES)
+        key = crypto.b64decode(entry.reply_public_key, crypto.KEY_BYTES)
+    except crypto.CryptoError as exc:
+        raise Refused(MALFORMED_RECEIPT) from exc
+    return lookup, key
+
+
 def accept_case_file(
     services: Services, session: Session, staging: storage.Staging, part: Part
-) -> tuple[str, Submission]:
-    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
+) -> tuple[str | None, Submission]:
+    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it.
+
+    When the relay made the case's receipt, the case opens with the lookup value and reply key
+    of its index entry, and no receipt is returned: the relay's tool showed it, the site never
+    saw it. Otherwise the site makes the receipt here and returns it.
+    """
     if part.not_bundle:
         raise Refused(NOT_A_CASE_FILE)
     source = staging.path / part.name
@@ -350,6 +375,9 @@ def accept_case_file(
                 )
             reader.check_structure()
             entry = reader.entries[0]
+            relayed = _relay_receipt(entry)
+            if relayed is not None and _lookup_taken(session, relayed[0]):
+                raise Refused(LOOKUP_TAKEN)
             with (
                 reader.open(bundle.manifest_name(entry.id)) as src,
                 staging.open(storage.MANIFEST) as out,
@@ -367,18 +395,33 @@ def accept_case_file(
         # The headers listed the pieces, but a piece breaks off before its recorded end.
         raise Refused(DAMAGED_CASE_FILE) from exc
     source.unlink()
-    receipt, case, _derived = new_case(services, session)
-    submission = _store(
-        services,
-        session,
-        staging,
-        case,
-        kind="report",
-        sealed_by="relay-tool",
-        source="relay",
-        file_count=entry.files,
-    )
+    receipt: str | None = None
+    if relayed is None:
+        receipt, case, _derived = new_case(services, session)
+    else:
+        case = _add_case(session, *relayed)
+    try:
+        submission = _store(
+            services,
+            session,
+            staging,
+            case,
+            kind="report",
+            sealed_by="relay-tool",
+            source="relay",
+            file_count=entry.files,
+        )
+    except IntegrityError:
+        if relayed is None:
+            raise
+        # The same case file, sent twice at once: the other upload made the case first.
+        raise Refused(LOOKUP_TAKEN) from None
     return receipt, submission
+
+
+def _lookup_taken(session: Session, lookup: bytes) -> bool:
+    """Whether a case already has this receipt lookup value."""
+    return session.scalar(select(Case.id).where(Case.receipt_lookup == lookup)) is not None
 
 
 def _copy(src: object, out: object) -> None:
