@@ -465,7 +465,7 @@ def test_the_text_parts_of_a_multipart_body_share_one_form_memory_budget(
         tracemalloc.stop()
     text = response.get_data(as_text=True)
     assert response.status_code == 413
-    assert "at most 2 MiB" in error_message(text)
+    assert "at most 2 MB" in error_message(text)
     # The body itself is in memory (the test client holds it); the parsed text is not added.
     assert peak < 3 * len(piece) * 40
     assert_nothing_stored(app)
