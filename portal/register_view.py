@@ -25,7 +25,9 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 NOTES_SHOWN = 3
 CSV_COLUMNS = (
     "case", "received_day", "locale", "sealed_by", "follow_ups", "replies", "attachments",
-    "last_day", "status", "assigned_to", "urgent", "awaiting_reply", "state_responsible",
+    # counted_state: the State the annual report's tables count the case under (the State
+    # responsible, or the country of the events where none was named); the answers follow.
+    "last_day", "status", "assigned_to", "awaiting_reply", "counted_state",
     "consent_publish", "consent_changed", "annual_report_paragraph", "notes",
     *case_facts.SUMMARY_FIELDS,
     # The English names beside the ISO codes, for people reading the table.
@@ -198,7 +200,7 @@ def render_csv(conn: sqlite3.Connection) -> str:
             row.id, row.first_day, facts.get("locale", ""), facts.get("sealed_by", ""),
             str(facts.get("follow_ups", 0)), str(facts.get("replies", 0)),
             str(facts.get("attachments", 0)), row.last_day, row.status, row.assigned,
-            "yes" if row.urgent else "no", "yes" if row.awaiting else "no", row.state,
+            "yes" if row.awaiting else "no", row.state,
             row.publish, "to confirm" if row.consent_to_confirm else "",
             row.paragraph, " | ".join(f"{day}: {text}" for day, text in notes.get(row.id, [])),
         ]  # fmt: skip

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from test_cli_decrypt import Sub, Team, make_bundle
 from test_cli_decrypt import decrypt as run_decrypt
 
-from portal import case_facts, crypto, register, sniff
+from portal import case_facts, crypto, register, register_view, sniff
 from portal.cli import main
 
 PASSPHRASE = "a passphrase long enough"
@@ -252,3 +252,8 @@ def test_a_follow_up_restates_consent_and_urgency_but_not_the_rest() -> None:
     report = {"consent_report": "named", "country": "XA", "urgent": "no"}
     facts = case_facts.derive(report, [{"consent_report": "no", "country": "XB", "urgent": "yes"}])
     assert (facts.publish, facts.country, facts.urgent) == ("not", "XA", True)
+
+
+def test_cases_csv_names_each_column_once() -> None:
+    # The team's own columns stand beside the answers: none may take an answer's name.
+    assert len(set(register_view.CSV_COLUMNS)) == len(register_view.CSV_COLUMNS)
