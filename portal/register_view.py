@@ -17,7 +17,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
-from portal import case_facts, cases, sniff, territories
+from portal import case_facts, cases, schema, sniff, territories
 from portal.register_query import CaseRow, FileRow, all_files, all_notes, all_submissions
 from portal.register_query import cases as case_rows
 
@@ -121,7 +121,7 @@ open them only as the README says (a disposable offline virtual machine).</p>
 <table>
 <thead><tr><th>Case</th><th>Status</th><th>Urgent</th><th>First received</th>
 <th>State responsible</th><th>What happened</th><th>Consent to publish</th>
-<th>Follow-ups / replies</th><th>Attachments</th><th>Notes</th></tr></thead>
+<th>Follow-ups / replies</th><th>Attachments</th><th>Notes</th><th>Answers</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -129,6 +129,27 @@ open them only as the README says (a disposable offline virtual machine).</p>
 </body>
 </html>
 """
+
+
+def _answers(row: CaseRow) -> str:
+    """Every structured answer, "other" texts included, with English labels and place names;
+    the description and the other long texts are in the case's report.txt."""
+    items = []
+    for name, value in row.facts.get("answers", {}).items():
+        if not value:
+            continue
+        spec = schema.FIELDS_BY_NAME.get(name)
+        if name in ("country", "state_responsible"):
+            shown = place_name(value)
+        elif spec is not None and spec.choices:
+            shown = _labels(name, value.split(";"))
+        else:
+            shown = value
+        items.append(f"<dt>{_e(spec.label if spec else name)}</dt><dd>{_e(shown)}</dd>")
+    if not items:
+        return "<td></td>"
+    summary = f"{len(items)} answer{'s' if len(items) > 1 else ''}"
+    return f"<td><details><summary>{summary}</summary><dl>{''.join(items)}</dl></details></td>"
 
 
 def _index_row(
@@ -173,6 +194,7 @@ def _index_row(
         f"<td>{latest}</td>",
         f"<td><ul>{file_items}</ul></td>" if files else "<td>none</td>",
         f"<td><ul>{note_items}</ul></td>" if notes else "<td></td>",
+        _answers(row),
     ]
     attribute = ' class="urgent"' if row.urgent else ""
     return f"<tr{attribute}>" + "".join(cells) + "</tr>"

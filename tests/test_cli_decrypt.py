@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -840,6 +841,10 @@ def test_an_urgent_case_comes_first_with_every_answer(tmp_path: Path, team: Team
     assert index.index("caseb") < index.index("casea"), "the urgent case is not first"
     assert "URGENT" in index
     assert "Uganda (UG)" in index
+    answers = index[index.index("caseb") :]
+    for shown in ("Kenya", "Blogger", "A UN conference", "Bank accounts frozen", "2025-04",
+                  "Criminal charges or prosecution", "Sent in January 2025", "12"):  # fmt: skip
+        assert html.escape(shown) in answers, shown
     [header, *rows] = list(csv.reader(io.StringIO((out / "cases.csv").read_text("utf-8"))))
     row = dict(zip(header, rows[1], strict=True))
     for name, value in URGENT_CASE.items():
