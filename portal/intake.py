@@ -9,6 +9,7 @@ ticket (see `tickets`), so that its reply key is sealed in its manifest too.
 
 from __future__ import annotations
 
+import hmac
 import os
 import tarfile
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal import bundle, crypto, envelope, receipts, storage, tickets
+from portal import bundle, crypto, envelope, receipts, resumable, storage, tickets
 from portal.models import Case, Submission
 from portal.schema import FieldValues
 from portal.services import Services, today
@@ -111,11 +112,15 @@ def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
 
 
 def _case_from_ticket(
-    services: Services, session: Session, ticket: str, binding: bytes
+    services: Services,
+    session: Session,
+    ticket: str,
+    binding: bytes,
+    max_age: float | None = tickets.MAX_AGE_SECONDS,
 ) -> tuple[str, Case]:
     """The receipt and new case a ticket stands for; refused when it cannot be used (again)."""
     try:
-        opened = tickets.open_ticket(services.installation_secret, ticket, binding)
+        opened = tickets.open_ticket(services.installation_secret, ticket, binding, max_age=max_age)
     except tickets.TicketError as exc:
         raise TicketRefused(str(exc)) from exc
     # The lookup value is unique to a case: a ticket already used finds the case it made.
@@ -309,6 +314,57 @@ def accept_sealed(
             raise
         # The same ticket, sent twice at once: the other upload made the case first.
         raise TicketUsed(TICKET_USED) from None
+    return receipt, submission
+
+
+def check_ticket(services: Services, session: Session, ticket: str, binding: bytes) -> None:
+    """Refuse, before a resumable upload begins, a ticket that could not make its case."""
+    _case_from_ticket(services, session, ticket, binding)
+    # Only checked: the case is made when the upload is whole.
+    session.rollback()
+
+
+def accept_upload(
+    services: Services,
+    session: Session,
+    upload: resumable.Upload,
+    *,
+    ticket: str = "",
+    binding: bytes = b"",
+) -> tuple[str | None, Submission]:
+    """Store a resumable upload once every blob is whole, as a one-request sealed upload is.
+
+    A report's ticket must be the one the upload began with; its age was checked then.
+    """
+    plan = upload.plan
+    receipt = None
+    if plan.kind == "report":
+        if plan.ticket is None or not hmac.compare_digest(
+            resumable.ticket_digest(ticket), plan.ticket
+        ):
+            raise TicketRefused("not this upload's ticket")
+        receipt, case = _case_from_ticket(services, session, ticket, binding, max_age=None)
+    else:
+        found = session.get(Case, plan.case_id or "")
+        if found is None:
+            raise Refused("The case of this upload no longer exists on this site.")
+        case = found
+    with upload.finishing() as staging:
+        try:
+            submission = _store(
+                services,
+                session,
+                staging,
+                case,
+                kind=plan.kind,
+                sealed_by="browser",
+                source="browser",
+                file_count=len(plan.chunks),
+            )
+        except IntegrityError:
+            if receipt is None:
+                raise
+            raise TicketUsed(TICKET_USED) from None
     return receipt, submission
 
 
