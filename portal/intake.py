@@ -9,7 +9,6 @@ ticket (see `tickets`), so that its reply key is sealed in its manifest too.
 
 from __future__ import annotations
 
-import hmac
 import os
 import tarfile
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from portal import bundle, crypto, envelope, receipts, resumable, storage, tickets
+from portal import bundle, crypto, envelope, receipts, storage, tickets
 from portal.models import Case, Submission
 from portal.schema import FieldValues
 from portal.services import Services, today
@@ -45,6 +44,10 @@ class TicketUsed(Refused):
 
 
 TICKET_USED = "This report was already received; it was not stored a second time."
+LOOKUP_TAKEN = (
+    "This sealed case file was already received (its receipt belongs to a case), so it was not "
+    "stored a second time. If it is a new case, seal it again: each sealing makes a new receipt."
+)
 
 
 class QuotaExceeded(Exception):
@@ -111,7 +114,7 @@ def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
     return ticket, derived.reply_public_key
 
 
-def _case_from_ticket(
+def case_from_ticket(
     services: Services,
     session: Session,
     ticket: str,
@@ -142,7 +145,7 @@ def find_case(services: Services, session: Session, receipt: str) -> tuple[Case,
     return case, derived
 
 
-def _store(
+def store_staged(
     services: Services,
     session: Session,
     staging: storage.Staging,
@@ -239,7 +242,7 @@ def seal_on_arrival(
         raise TooLong(str(exc)) from exc
     _name_blobs(staging, parts)
     staging.write(storage.MANIFEST, sealed)
-    submission = _store(
+    submission = store_staged(
         services,
         session,
         staging,
@@ -295,11 +298,11 @@ def accept_sealed(
         raise Refused(str(exc)) from exc
     receipt = None
     if case is None:
-        receipt, case = _case_from_ticket(services, session, ticket, binding)
+        receipt, case = case_from_ticket(services, session, ticket, binding)
     os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
     _name_blobs(staging, blobs)
     try:
-        submission = _store(
+        submission = store_staged(
             services,
             session,
             staging,
@@ -317,61 +320,29 @@ def accept_sealed(
     return receipt, submission
 
 
-def check_ticket(services: Services, session: Session, ticket: str, binding: bytes) -> None:
-    """Refuse, before a resumable upload begins, a ticket that could not make its case."""
-    _case_from_ticket(services, session, ticket, binding)
-    # Only checked: the case is made when the upload is whole.
-    session.rollback()
-
-
-def accept_upload(
-    services: Services,
-    session: Session,
-    upload: resumable.Upload,
-    *,
-    ticket: str = "",
-    binding: bytes = b"",
-) -> tuple[str | None, Submission]:
-    """Store a resumable upload once every blob is whole, as a one-request sealed upload is.
-
-    A report's ticket must be the one the upload began with; its age was checked then.
-    """
-    plan = upload.plan
-    receipt = None
-    if plan.kind == "report":
-        if plan.ticket is None or not hmac.compare_digest(
-            resumable.ticket_digest(ticket), plan.ticket
-        ):
-            raise TicketRefused("not this upload's ticket")
-        receipt, case = _case_from_ticket(services, session, ticket, binding, max_age=None)
-    else:
-        found = session.get(Case, plan.case_id or "")
-        if found is None:
-            raise Refused("The case of this upload no longer exists on this site.")
-        case = found
-    with upload.finishing() as staging:
-        try:
-            submission = _store(
-                services,
-                session,
-                staging,
-                case,
-                kind=plan.kind,
-                sealed_by="browser",
-                source="browser",
-                file_count=len(plan.chunks),
-            )
-        except IntegrityError:
-            if receipt is None:
-                raise
-            raise TicketUsed(TICKET_USED) from None
-    return receipt, submission
+def _relay_receipt(entry: bundle.Entry) -> tuple[bytes, bytes] | None:
+    """The lookup value and reply key a relay's case file brings, when it made its receipt."""
+    if entry.receipt_lookup is None:
+        return None
+    if entry.reply_public_key is None:
+        raise Refused("The sealed case file names a receipt but no reply key; seal it again.")
+    try:
+        lookup = crypto.b64decode(entry.receipt_lookup, receipts.LOOKUP_BYTES)
+        key = crypto.b64decode(entry.reply_public_key, crypto.KEY_BYTES)
+    except crypto.CryptoError as exc:
+        raise Refused("The sealed case file's receipt is malformed; seal it again.") from exc
+    return lookup, key
 
 
 def accept_case_file(
     services: Services, session: Session, staging: storage.Staging, part: Part
-) -> tuple[str, Submission]:
-    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
+) -> tuple[str | None, Submission]:
+    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it.
+
+    When the relay made the case's receipt, the case opens with the lookup value and reply key
+    of its index entry, and no receipt is returned: the relay's tool showed it, the site never
+    saw it. Otherwise the site makes the receipt here and returns it.
+    """
     if part.not_bundle:
         raise Refused(
             "This file is not a sealed case file made by `portal seal` (it does not begin with "
@@ -384,6 +355,9 @@ def accept_case_file(
                 raise Refused("A sealed case file holds exactly one report.")
             reader.check_structure()
             entry = reader.entries[0]
+            relayed = _relay_receipt(entry)
+            if relayed is not None and _lookup_taken(session, relayed[0]):
+                raise Refused(LOOKUP_TAKEN)
             with (
                 reader.open(bundle.manifest_name(entry.id)) as src,
                 staging.open(storage.MANIFEST) as out,
@@ -401,18 +375,33 @@ def accept_case_file(
         # The headers listed the pieces, but a piece breaks off before its recorded end.
         raise Refused("The sealed case file is truncated or damaged.") from exc
     source.unlink()
-    receipt, case, _derived = new_case(services, session)
-    submission = _store(
-        services,
-        session,
-        staging,
-        case,
-        kind="report",
-        sealed_by="relay-tool",
-        source="relay",
-        file_count=entry.files,
-    )
+    receipt: str | None = None
+    if relayed is None:
+        receipt, case, _derived = new_case(services, session)
+    else:
+        case = _add_case(session, *relayed)
+    try:
+        submission = store_staged(
+            services,
+            session,
+            staging,
+            case,
+            kind="report",
+            sealed_by="relay-tool",
+            source="relay",
+            file_count=entry.files,
+        )
+    except IntegrityError:
+        if relayed is None:
+            raise
+        # The same case file, sent twice at once: the other upload made the case first.
+        raise Refused(LOOKUP_TAKEN) from None
     return receipt, submission
+
+
+def _lookup_taken(session: Session, lookup: bytes) -> bool:
+    """Whether a case already has this receipt lookup value."""
+    return session.scalar(select(Case.id).where(Case.receipt_lookup == lookup)) is not None
 
 
 def _copy(src: object, out: object) -> None:

@@ -26,7 +26,7 @@ import binascii
 from flask import Response, jsonify, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from portal import envelope, intake, limits, resumable, schema, tickets
+from portal import envelope, intake, limits, resumable, schema, tickets, upload_intake
 from portal.public import (
     _csrf_problem,
     _expired,
@@ -100,7 +100,7 @@ def _create(kind: str) -> Response | tuple[str, int]:
         if kind == "report":
             ticket = form.get("ticket", "")
             try:
-                intake.check_ticket(services, session, ticket, _session_binding())
+                upload_intake.check_ticket(services, session, ticket, _session_binding())
             except intake.TicketRefused:
                 return _refused(_expired())
             except intake.Refused as exc:
@@ -187,7 +187,7 @@ def finish_upload(handle: str) -> tuple[str, int]:
         return _refused(str(exc), exc.status)
     with services.sessions() as session:
         try:
-            receipt, _submission = intake.accept_upload(
+            receipt, _submission = upload_intake.accept_upload(
                 services, session, upload, ticket=ticket, binding=_session_binding()
             )
         except resumable.UploadError as exc:

@@ -8,6 +8,11 @@ languages read from the compiled catalogues with the standard `gettext` module. 
 loads anything: its own Content-Security-Policy allows only its inline script and style, by
 their hashes, and no connection at all.
 
+Made from the site's key file (or by the site itself), it also holds the site's receipt salt and
+cost (see `receipts`): the page then makes each case's receipt with Argon2id in the browser,
+seals the case's reply key inside it, and shows the receipt to the relay. Made from a key file
+without them, it seals as before and the site makes the receipt at upload.
+
 The file holds no date and nothing of the machine that made it, so the same key and the same
 build give the same bytes, whose SHA-256 can be published.
 
@@ -23,7 +28,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from portal import crypto, resources, schema, sealer_texts
+from portal import crypto, receipts, resources, schema, sealer_texts
 
 SCRIPT = resources.STATIC / "sealer.js"
 STYLESHEET = resources.STATIC / "portal.css"
@@ -223,8 +228,22 @@ def _build_script(path: Path) -> str:
     return script.strip()
 
 
-def build(public_key: bytes, *, script_path: Path = SCRIPT) -> bytes:
-    """The sealer file for this key, as UTF-8 bytes; the same key and build give the same bytes."""
+def _receipt_attributes(site: receipts.Published | None) -> str:
+    """The site's receipt salt and cost, as attributes the page's script reads."""
+    if site is None:
+        return ""
+    salt = base64.b64encode(site.salt).decode("ascii")
+    return (
+        f' data-receipt-salt="{salt}" data-receipt-opslimit="{site.opslimit}"'
+        f' data-receipt-memlimit="{site.memlimit}"'
+    )
+
+
+def build(
+    public_key: bytes, *, script_path: Path = SCRIPT, site: receipts.Published | None = None
+) -> bytes:
+    """The sealer file for this key (and the site's receipt salt and cost, when given), as
+    UTF-8 bytes; the same inputs and build give the same bytes."""
     script = _build_script(script_path)
     style = STYLESHEET.read_text(encoding="utf-8").strip() + "\n" + EXTRA_STYLE.strip()
     table = translations()
@@ -247,8 +266,9 @@ def build(public_key: bytes, *, script_path: Path = SCRIPT) -> bytes:
             f'class="fingerprint" dir="ltr" translate="no" id="sealer-fingerprint">{fingerprint}',
             f"</code></p>\n{_t(s.COMPARE, 'p')}\n",
             '<pre class="keyfile" dir="ltr" translate="no" id="sealer-key" data-team-key="',
-            f'{key_b64}">{key_b64}</pre>\n</section>\n',
+            f'{key_b64}"{_receipt_attributes(site)}>{key_b64}</pre>\n</section>\n',
             '<p id="sealer-refused" class="notice" role="alert" data-t="" hidden></p>\n',
+            '<p id="sealer-receipt-note" data-t="" hidden></p>\n',
             '<div id="sealer-app" hidden>\n',
             '<form id="sealer-form" novalidate>\n',
             '<div id="sealer-problems" class="error-summary" role="alert" tabindex="-1" hidden>',

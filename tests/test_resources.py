@@ -26,14 +26,15 @@ def test_everything_is_found_through_the_package_not_the_working_folder(
     elsewhere.mkdir()
     before = Path.cwd()
     os.chdir(elsewhere)
+    app = create_app("public", initialised)
     try:
-        app = create_app("public", initialised)
         with app.test_client() as client:
             for path in ("/fr/", "/static/portal.css", "/ar/submit"):
                 with client.get(path) as response:
                     assert response.status_code == 200, path
     finally:
         os.chdir(before)
+        app.extensions["portal"].engine.dispose()
 
 
 @pytest.fixture
@@ -81,13 +82,17 @@ def test_a_missing_script_is_said_once_and_the_form_works_without_it(
     monkeypatch.setattr(portal, "SCRIPT", absent)
     caplog.set_level(logging.WARNING, logger="portal")
     apps = [create_app("public", initialised) for _ in range(3)]
-    warnings = [record for record in caplog.records if str(absent) in record.getMessage()]
-    assert len(warnings) == 1
-    with apps[0].test_client() as client:
-        with client.get("/en/submit") as page:
-            assert page.status_code == 200
-            assert "portal.js" not in page.get_data(as_text=True)
-        report = {**MINIMAL_REPORT, "csrf_token": csrf_token(client)}
-        with client.post("/en/submit", data=report) as done:
-            assert done.status_code == 200
-            assert receipt_of(done.get_data(as_text=True))
+    try:
+        warnings = [record for record in caplog.records if str(absent) in record.getMessage()]
+        assert len(warnings) == 1
+        with apps[0].test_client() as client:
+            with client.get("/en/submit") as page:
+                assert page.status_code == 200
+                assert "portal.js" not in page.get_data(as_text=True)
+            report = {**MINIMAL_REPORT, "csrf_token": csrf_token(client)}
+            with client.post("/en/submit", data=report) as done:
+                assert done.status_code == 200
+                assert receipt_of(done.get_data(as_text=True))
+    finally:
+        for app in apps:
+            app.extensions["portal"].engine.dispose()

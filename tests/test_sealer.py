@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from portal import crypto, resources, schema, sealer, sealer_texts
+from portal import crypto, receipts, resources, schema, sealer, sealer_texts
 from portal.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,7 +241,10 @@ def test_the_key_page_offers_the_sealer_made_from_the_site_s_key(client: FlaskCl
     assert shown
     assert shown.group(1) == hashlib.sha256(download.data).hexdigest()
     key_file = client.get("/en/key/team.pub").get_data(as_text=True)
-    assert download.data == sealer.build(crypto.parse_public_key_file(key_file))
+    # The same bytes as `portal sealer` makes from the served key file, receipt lines included.
+    site = receipts.read_published(key_file)
+    assert site is not None
+    assert download.data == sealer.build(crypto.parse_public_key_file(key_file), site=site)
     assert 'href="/fr/key/sealer.html"' in page
 
 
