@@ -349,7 +349,8 @@ def test_report_while_it_is_sent_and_when_sending_failed(
         sending = chromium.text("#seal-status").strip()
         held[0].abort("connectionfailed")
         chromium.page.wait_for_function(
-            "said => document.getElementById('seal-status').textContent.trim() !== said", sending
+            "said => document.getElementById('seal-status').textContent.trim() !== said",
+            arg=sending,
         )
         retrying = (chromium.page.text_content("#seal-msg-retrying") or "").strip()
         assert chromium.text("#seal-status").strip() == retrying
