@@ -86,7 +86,9 @@ def language_links() -> list[LanguageLink]:
     endpoint = request.endpoint or ""
     if request.blueprint != "public":
         endpoint = "public.index"
-    elif request.method != "GET":
+    elif request.method != "GET" or request.view_args:
+        # A page whose address holds more than its language (an upload's, answering with an
+        # error page) has no twin to link to: its form's page, or the landing page, does.
         endpoint = SAME_PAGE_AFTER_POST.get(endpoint, "public.index")
     lang = current()
     return [

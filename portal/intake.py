@@ -138,12 +138,16 @@ def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
     return ticket, derived.reply_public_key
 
 
-def _case_from_ticket(
-    services: Services, session: Session, ticket: str, binding: bytes
+def case_from_ticket(
+    services: Services,
+    session: Session,
+    ticket: str,
+    binding: bytes,
+    max_age: float | None = tickets.MAX_AGE_SECONDS,
 ) -> tuple[str, Case]:
     """The receipt and new case a ticket stands for; refused when it cannot be used (again)."""
     try:
-        opened = tickets.open_ticket(services.installation_secret, ticket, binding)
+        opened = tickets.open_ticket(services.installation_secret, ticket, binding, max_age=max_age)
     except tickets.TicketError as exc:
         raise TicketRefused(str(exc)) from exc
     # The lookup value is unique to a case: a ticket already used finds the case it made.
@@ -165,7 +169,7 @@ def find_case(services: Services, session: Session, receipt: str) -> tuple[Case,
     return case, derived
 
 
-def _store(
+def store_staged(
     services: Services,
     session: Session,
     staging: storage.Staging,
@@ -262,7 +266,7 @@ def seal_on_arrival(
         raise TooLong(str(exc)) from exc
     _name_blobs(staging, parts)
     staging.write(storage.MANIFEST, sealed)
-    submission = _store(
+    submission = store_staged(
         services,
         session,
         staging,
@@ -316,11 +320,11 @@ def accept_sealed(
         raise Refused(DAMAGED_UPLOAD) from exc
     receipt = None
     if case is None:
-        receipt, case = _case_from_ticket(services, session, ticket, binding)
+        receipt, case = case_from_ticket(services, session, ticket, binding)
     os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
     _name_blobs(staging, blobs)
     try:
-        submission = _store(
+        submission = store_staged(
             services,
             session,
             staging,
@@ -401,7 +405,7 @@ def accept_case_file(
     else:
         case = _add_case(session, *relayed)
     try:
-        submission = _store(
+        submission = store_staged(
             services,
             session,
             staging,

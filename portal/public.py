@@ -624,6 +624,9 @@ def follow_up_sealed() -> tuple[str, int]:
 
 def register(app: Flask) -> None:
     """Add the public pages and the language chooser to an app."""
+    # The resumable uploads' views join this blueprint when their module is imported.
+    from portal import public_uploads  # noqa: F401
+
     app.register_blueprint(bp)
 
     @app.get("/")

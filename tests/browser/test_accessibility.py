@@ -353,13 +353,14 @@ def test_report_while_it_is_sent_and_when_sending_failed(
     chromium: Chromium, module_site: LiveSite, axe_script: Path, lang: str
 ) -> None:
     # What the sealing script shows: status, progress and the cancel button while the upload
-    # hangs, then the message when the connection fails. Scripts off, none of this exists.
+    # hangs, the message while it waits to try again after the connection failed, and the page
+    # once cancelled. Scripts off, none of this exists.
     held: list[Any] = []
 
     def hold(route: Any) -> None:
         held.append(route)
 
-    chromium.page.route("**/submit/sealed", hold)
+    chromium.page.route("**/submit/uploads", hold)
     try:
         chromium.goto(f"{module_site.url}/{lang}/submit")
         fill_minimal_report(chromium)
@@ -367,12 +368,20 @@ def test_report_while_it_is_sent_and_when_sending_failed(
         chromium.wait_for("#seal-cancel")
         assert chromium.is_visible("#seal-status")
         audit(chromium, axe_script, f"report being sent in {lang}")
+        sending = chromium.text("#seal-status").strip()
         held[0].abort("connectionfailed")
+        chromium.page.wait_for_function(
+            "said => document.getElementById('seal-status').textContent.trim() !== said",
+            arg=sending,
+        )
+        retrying = (chromium.page.text_content("#seal-msg-retrying") or "").strip()
+        assert chromium.text("#seal-status").strip() == retrying
+        audit(chromium, axe_script, f"report after a failed connection in {lang}")
+        chromium.click("#seal-cancel")
         chromium.wait_for("#report-form:not([aria-busy])", visible=False)
         assert chromium.text("#seal-status").strip()
-        audit(chromium, axe_script, f"report after a failed connection in {lang}")
     finally:
-        chromium.page.unroute("**/submit/sealed")
+        chromium.page.unroute("**/submit/uploads")
 
 
 # --- The staff site -------------------------------------------------------------------------
