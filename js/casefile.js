@@ -9,6 +9,7 @@
  */
 import {
   CHUNK_SIZE, TAG_SIZE, buildManifest, encryptChunks, importFileKey, newFileKey, sealManifest,
+  toBase64,
 } from './envelope.js';
 
 /** Bytes in one tar block. */
@@ -80,7 +81,8 @@ export function blockPadding(size) {
 
 /**
  * The index of a bundle, as Python's `json.dumps(document, indent=1)` and a newline.
- * @param {{id: string, case: string, kind: string, received_day: string, files: number}[]} list
+ * @param {Object<string, string | number>[]} list entries: id, case, kind, received_day, files,
+ *   and the optional reply_public_key and receipt_lookup
  * @returns {Uint8Array}
  */
 export function indexBytes(list) {
@@ -137,13 +139,16 @@ export function blobLength(size) {
  *
  * The manifest is sealed at once; the files are read and encrypted only as `parts` is
  * iterated, one 64 KiB chunk at a time. `length` is the exact size of the whole file.
+ * With `reply` (what the case's receipt derives, made in this browser), the reply key is
+ * sealed inside the manifest, and the index entry carries the key and the receipt's lookup
+ * value for the site, as `portal seal` writes them.
  * @param {{teamKey: Uint8Array, locale: string, fields: Object<string, string | string[]>,
  *   files: FileLike[], caseId?: string, onProgress?: (bytes: number) => void,
- *   signal?: AbortSignal}} input
+ *   signal?: AbortSignal, reply?: {lookup: Uint8Array, replyPublicKey: Uint8Array}}} input
  * @returns {Promise<SealedCase>}
  */
 export async function sealCase({
-  teamKey, locale, fields, files, caseId = newId(), onProgress, signal,
+  teamKey, locale, fields, files, caseId = newId(), onProgress, signal, reply,
 }) {
   if (files.length > MAX_FILES) throw new Error(`At most ${MAX_FILES} files can be attached.`);
   for (const file of files) tarHeader('x', blobLength(file.size));
@@ -160,6 +165,7 @@ export async function sealCase({
       files: files.map((file, index) => ({
         name: file.name, type: file.type || '', size: file.size, key: rawKeys[index],
       })),
+      replyPublicKey: reply ? reply.replyPublicKey : undefined,
     });
     sealed = sealManifest(manifest, teamKey);
   } finally {
@@ -167,9 +173,13 @@ export async function sealCase({
     rawKeys.forEach((key) => key.fill(0));
   }
   const id = newId();
-  const index = indexBytes([
-    { id, case: caseId, kind: 'report', received_day: today(), files: files.length },
-  ]);
+  /** @type {Object<string, string | number>} */
+  const entry = { id, case: caseId, kind: 'report', received_day: today(), files: files.length };
+  if (reply) {
+    entry.reply_public_key = toBase64(reply.replyPublicKey);
+    entry.receipt_lookup = toBase64(reply.lookup);
+  }
+  const index = indexBytes([entry]);
   let length = BLOCK + index.length + blockPadding(index.length).length;
   length += BLOCK + sealed.length + blockPadding(sealed.length).length;
   for (const file of files) {

@@ -27,7 +27,8 @@ export function hasTypedContent(form) {
       if (element.checked) return true;
     } else if (type === 'file') {
       if (element.files && element.files.length > 0) return true;
-    } else if (type === 'text' || type === 'textarea' || type === 'search' || type === 'email') {
+    } else if (type === 'text' || type === 'textarea' || type === 'search' || type === 'email'
+      || type === 'select-one') {
       if (element.value.trim() !== '') return true;
     }
   }

@@ -7,9 +7,13 @@
  */
 import {
   buildManifest, collectFields, encryptBlob, fingerprint, importFileKey, newFileKey,
-  parsePublicKey, sealManifest,
+  parsePublicKey, sealManifest, toBase64,
 } from './envelope.js';
 import { guardLanguageLinks } from './language.js';
+import { checkForm, linkSummary } from './problems.js';
+import {
+  Refused, SEALED_CHUNK, sendBlobs, withRetries,
+} from './resumable.js';
 
 /**
  * The element with this id, if the page has it.
@@ -49,7 +53,7 @@ function controlValue(form, name) {
 function usableTeamKey(form) {
   // Browsers offer crypto.subtle in secure contexts only: onion services, HTTPS, loopback.
   const webCrypto = globalThis.crypto;
-  if (!webCrypto || !webCrypto.subtle || !form.dataset.sealedAction) return null;
+  if (!webCrypto || !webCrypto.subtle || !form.dataset.uploadsAction) return null;
   // A report gets its receipt before it is sealed; a page without the way to ask seals nothing.
   if (form.dataset.kind === 'report' && !form.dataset.prepareAction) return null;
   try {
@@ -112,12 +116,17 @@ class StatusView {
 /**
  * Replace the page's main element with that of the receipt page and move focus to its heading.
  * @param {Document} page
+ * @param {HTMLFormElement} form the form that was sent
  * @returns {boolean} false when the response holds no main element
  */
-function showReceiptPage(page) {
+function showReceiptPage(page, form) {
   const fresh = page.querySelector('main');
   const current = document.querySelector('main');
   if (!fresh || !current) return false;
+  // The server never saw the answer to "is anyone in immediate danger": the page says it here.
+  const urgent = form.querySelector('input[name="urgent"][value="yes"]');
+  const note = fresh.querySelector('#urgent-note');
+  if (note && urgent && /** @type {HTMLInputElement} */ (urgent).checked) note.hidden = false;
   current.replaceWith(document.adoptNode(fresh));
   if (page.title) document.title = page.title;
   const heading = fresh.querySelector('h1');
@@ -129,42 +138,114 @@ function showReceiptPage(page) {
 }
 
 /**
- * Upload the sealed parts with XHR so that progress counts the real bytes sent.
+ * The way resumable.js sends a request: XHR, so that progress counts the bytes really sent.
+ * @param {AbortSignal} signal cancels the request in flight
+ * @returns {import('./resumable.js').Send}
+ */
+function xhrSender(signal) {
+  return (method, url, { headers = {}, body, onProgress }) => new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(new Error('cancelled'));
+      return;
+    }
+    const xhr = new XMLHttpRequest();
+    const abort = () => xhr.abort();
+    xhr.open(method, url);
+    xhr.setRequestHeader('X-Requested-With', 'portal-sealed');
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, value);
+    if (onProgress) xhr.upload.onprogress = (event) => onProgress(event.loaded);
+    xhr.onload = () => {
+      signal.removeEventListener('abort', abort);
+      resolve({
+        status: xhr.status,
+        header: (name) => xhr.getResponseHeader(name),
+        text: xhr.responseText,
+      });
+    };
+    xhr.onerror = () => {
+      signal.removeEventListener('abort', abort);
+      reject(new Error('network'));
+    };
+    xhr.ontimeout = xhr.onerror;
+    xhr.onabort = () => reject(new Error('cancelled'));
+    signal.addEventListener('abort', abort, { once: true });
+    xhr.send(body === undefined ? null : body);
+  });
+}
+
+/**
+ * Wait `ms` milliseconds, or until the person cancels.
+ * @param {AbortSignal} signal
+ * @returns {(ms: number) => Promise<void>}
+ */
+function sleeper(signal) {
+  return (ms) => new Promise((resolve, reject) => {
+    const cancelled = () => {
+      clearTimeout(timer);
+      reject(new Error('cancelled'));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', cancelled);
+      resolve();
+    }, ms);
+    if (signal.aborted) cancelled();
+    else signal.addEventListener('abort', cancelled, { once: true });
+  });
+}
+
+/**
+ * Upload a sealed envelope in resumable parts: create the upload, send every blob (going on
+ * from where the server stands after each dropped connection), then finish it.
  * @param {HTMLFormElement} form
  * @param {Uint8Array} sealedManifest
  * @param {Blob[]} blobs
  * @param {StatusView} view
- * @param {(abort: () => void) => void} onStart receives the function that cancels the upload
+ * @param {AbortSignal} signal
  * @param {string} ticket a report's ticket from prepare(), '' for a follow-up
- * @returns {Promise<{status: number, page: Document}>} rejects with 'network' or 'cancelled'
+ * @returns {Promise<{status: number, page: Document}>} the server's last page; rejects with
+ *   'network' (after many tries) or 'cancelled'
  */
-function upload(form, sealedManifest, blobs, view, onStart, ticket) {
+async function upload(form, sealedManifest, blobs, view, signal, ticket) {
+  const send = xhrSender(signal);
+  const sleep = sleeper(signal);
+  const waiting = (on) => view.say(message(on ? 'seal-msg-retrying' : 'seal-msg-uploading'));
+  const pageOf = (answer) => ({
+    status: answer.status,
+    page: new DOMParser().parseFromString(answer.text, 'text/html'),
+  });
+
   const body = new FormData();
   body.append('csrf_token', controlValue(form, 'csrf_token'));
   body.append('website', controlValue(form, 'website'));
   if (form.dataset.kind === 'follow-up') body.append('receipt', controlValue(form, 'receipt'));
   if (ticket) body.append('ticket', ticket);
-  body.append('file_count', String(blobs.length));
-  body.append('manifest', new Blob([sealedManifest], { type: 'application/octet-stream' }),
-    'manifest.sealed');
-  blobs.forEach((blob, index) => body.append('blob', blob, `${index}.blob`));
+  body.append('manifest', toBase64(sealedManifest));
+  body.append('chunks', blobs.map((blob) => String(blob.size / SEALED_CHUNK)).join(','));
+  const created = await withRetries(
+    () => send('POST', form.dataset.uploadsAction || '', { body }), sleep, waiting);
+  if (created.status !== 201) return pageOf(created);
+  const { location, finish, part_chunks: partChunks } = JSON.parse(created.text);
 
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', form.dataset.sealedAction);
-    xhr.setRequestHeader('X-Requested-With', 'portal-sealed');
-    xhr.upload.onprogress = (event) => {
-      view.bytes(event.loaded, event.lengthComputable ? event.total : null);
-    };
-    xhr.onload = () => {
-      const page = new DOMParser().parseFromString(xhr.responseText, 'text/html');
-      resolve({ status: xhr.status, page });
-    };
-    xhr.onerror = () => reject(new Error('network'));
-    xhr.onabort = () => reject(new Error('cancelled'));
-    onStart(() => xhr.abort());
-    xhr.send(body);
-  });
+  try {
+    await sendBlobs({
+      blobs, location, partBytes: partChunks * SEALED_CHUNK, send, sleep,
+      onProgress: (done, total) => view.bytes(done, total), onWaiting: waiting,
+    });
+  } catch (error) {
+    if (!(error instanceof Refused)) throw error;
+    const page = document.implementation.createHTMLDocument('');
+    const said = page.body.appendChild(page.createElement('p'));
+    said.dataset.errorMessage = '';
+    try {
+      said.textContent = JSON.parse(error.answer.text).error;
+    } catch {
+      said.textContent = '';
+    }
+    return { status: error.answer.status, page };
+  }
+  const done = new FormData();
+  if (ticket) done.append('ticket', ticket);
+  return pageOf(await withRetries(() => send('POST', finish, { body: done }), sleep, waiting));
 }
 
 /**
@@ -223,11 +304,10 @@ function showRefusal(page, form, view) {
  * @param {HTMLFormElement} form
  * @param {Uint8Array} teamKey
  * @param {StatusView} view
- * @param {AbortSignal} signal
- * @param {(abort: () => void) => void} onUploadStart
+ * @param {AbortSignal} signal cancels the sealing and the upload
  * @returns {Promise<boolean>} true when the receipt page replaced the form
  */
-async function submitSealed(form, teamKey, view, signal, onUploadStart) {
+async function submitSealed(form, teamKey, view, signal) {
   const input = form.elements.namedItem('attachments');
   /** @type {File[]} */
   const files = input && input.files ? Array.from(input.files) : [];
@@ -278,10 +358,9 @@ async function submitSealed(form, teamKey, view, signal, onUploadStart) {
   if (signal.aborted) throw new Error('cancelled');
 
   view.say(message('seal-msg-uploading'));
-  view.bytes(0, null);
-  const { status, page } = await upload(form, sealedManifest, blobs, view, onUploadStart,
-    ticket);
-  if (status === 200 && showReceiptPage(page)) return true;
+  view.bytes(0, blobs.reduce((sum, blob) => sum + blob.size, 0));
+  const { status, page } = await upload(form, sealedManifest, blobs, view, signal, ticket);
+  if (status === 200 && showReceiptPage(page, form)) return true;
   showRefusal(page, form, view);
   return false;
 }
@@ -316,22 +395,16 @@ function enhance(form) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     if (cancel) return;
-    if (!form.reportValidity()) return;
+    if (!checkForm(form)) return;
 
     const controller = new AbortController();
-    let abortUpload = () => {};
-    cancel = () => {
-      controller.abort();
-      abortUpload();
-    };
+    cancel = () => controller.abort();
     submitButtons().forEach((button) => { button.disabled = true; });
     form.setAttribute('aria-busy', 'true');
     view.working(true);
     let replaced = false;
     try {
-      replaced = await submitSealed(form, teamKey, view, controller.signal, (abort) => {
-        abortUpload = abort;
-      });
+      replaced = await submitSealed(form, teamKey, view, controller.signal);
     } catch (error) {
       if (controller.signal.aborted || (error && error.message === 'cancelled')) {
         view.say(message('seal-msg-cancelled'));
@@ -370,13 +443,31 @@ function showSealingFingerprint() {
 }
 
 /**
- * "Leave quickly" replaces this page in the tab's history, so that the Back button does not
- * bring a filled form back into view. Without the script it is an ordinary link.
+ * Empty every form of the page: text, choices, lists and chosen files.
+ */
+function emptyForms() {
+  for (const form of Array.from(document.forms)) {
+    for (const control of Array.from(form.elements)) {
+      const element = /** @type {HTMLInputElement} */ (control);
+      const type = (element.type || '').toLowerCase();
+      if (type === 'hidden' || type === 'submit' || type === 'button') continue;
+      if (type === 'radio' || type === 'checkbox') element.checked = false;
+      else if (element.tagName === 'SELECT') /** @type {any} */ (element).selectedIndex = 0;
+      else element.value = '';
+    }
+  }
+}
+
+/**
+ * "Leave quickly" empties the forms, then replaces this page in the tab's history, so that the
+ * Back button brings back neither the page nor what was typed. Without the script it is an
+ * ordinary link (and the form page says what Back does then).
  */
 function leaveWithoutHistory() {
   for (const link of document.querySelectorAll('a.leave')) {
     link.addEventListener('click', (event) => {
       event.preventDefault();
+      emptyForms();
       window.location.replace(link.href);
     });
   }
@@ -386,6 +477,7 @@ function leaveWithoutHistory() {
 function start() {
   guardLanguageLinks(document);
   leaveWithoutHistory();
+  linkSummary(document);
   showSealingFingerprint();
   for (const id of ['report-form', 'followup-form']) {
     const form = byId(id);

@@ -7,14 +7,24 @@
  * fingerprint. This script holds no human language of its own beyond the English texts of the
  * catalogues, which it looks up in that table. It makes no request: the page's own policy
  * forbids every connection, and nothing here tries one.
+ *
+ * When the file carries the site's receipt salt and cost (made from the site's key file), each
+ * case gets its receipt here: Argon2id in this browser derives what the site will derive, the
+ * case's reply key is sealed inside it, and the receipt is shown to the person, never saved in
+ * the sealed file or sent anywhere.
  */
 import { fieldsFromControls, fingerprint, parsePublicKey } from './envelope.js';
 import { MAX_FILES, blobLength, newId, sealCase, tarHeader } from './casefile.js';
 import { CsvError, casesFromCsv, checkFields, normaliseFields } from './cases.js';
+import { deriveReceipt, newReceipt, publishedSite } from './receipts.js';
 
 /** @typedef {import('./cases.js').FieldDef & {label: string}} PageField */
 
 const RTL = new Set(['ar']);
+const MAKING_RECEIPT = "Making the case's receipt on this computer (this can take a minute in a browser at a high security level)…";
+const KEEP_SAFE = "Keep it safe: it opens the case's follow-up page and the team's replies. It was made on this computer and never sent anywhere, so nobody can give it again.";
+const NO_RECEIPT_LINES = "This sealer was made from a key file without the site's receipt salt and cost, so the site will make each case's receipt when its file is uploaded.";
+const RECEIPTS_NOTE = "receipts.txt holds the receipts of these cases. It is as sensitive as the cases: keep it as safe as they are and never upload it.";
 const texts = readJson('sealer-texts');
 /** @type {PageField[]} */
 const defs = readJson('sealer-fields');
@@ -236,12 +246,53 @@ function showProblems(problems) {
 }
 
 /**
+ * A fresh receipt and what it derives, with the progress bar moving meanwhile; no receipt when
+ * the file carries no receipt salt and cost.
+ * @param {{salt: Uint8Array, opslimit: number, memlimit: number} | null} site
+ * @param {Status} status
+ * @returns {Promise<{receipt: string, reply: {lookup: Uint8Array, replyPublicKey: Uint8Array}}
+ *   | {receipt: null, reply: undefined}>}
+ */
+async function makeReceipt(site, status) {
+  if (!site) return { receipt: null, reply: undefined };
+  status.say(t(MAKING_RECEIPT));
+  status.progress(0, 1000);
+  const receipt = newReceipt();
+  const reply = await deriveReceipt(receipt, site, (fraction) => status.progress(fraction * 1000, 1000));
+  return { receipt, reply };
+}
+
+/**
+ * Show a case's receipt where the person sees it, with what it is for.
+ * @param {HTMLElement} list
+ * @param {string} receipt
+ */
+function showReceipt(list, receipt) {
+  const item = document.createElement('li');
+  const title = document.createElement('strong');
+  title.textContent = t('Receipt of this case:');
+  const number = document.createElement('p');
+  number.className = 'receipt-number';
+  number.dir = 'ltr';
+  number.translate = false;
+  const code = document.createElement('code');
+  code.textContent = receipt;
+  code.dataset.receipt = receipt;
+  number.append(code);
+  const note = document.createElement('p');
+  note.textContent = t(KEEP_SAFE);
+  item.append(title, number, note);
+  list.append(item);
+}
+
+/**
  * Seal the case in the form, then offer or write the sealed file.
  * @param {HTMLFormElement} form
  * @param {Uint8Array} teamKey
+ * @param {{salt: Uint8Array, opslimit: number, memlimit: number} | null} site
  * @param {Status} status
  */
-async function sealForm(form, teamKey, status) {
+async function sealForm(form, teamKey, site, status) {
   const byName = new Map(defs.map((def) => [def.name, def]));
   const fields = normaliseFields(fieldsFromControls(form.elements), byName);
   const problems = checkFields(fields, defs);
@@ -269,15 +320,17 @@ async function sealForm(form, teamKey, status) {
   const button = form.querySelector('button[type="submit"]');
   button.disabled = true;
   let done = 0;
-  status.say(t('Sealing the case on this computer…'));
-  status.progress(0, total);
   try {
+    const { receipt, reply } = await makeReceipt(site, status);
+    status.say(t('Sealing the case on this computer…'));
+    status.progress(0, total);
     const sealed = await sealCase({
       teamKey,
       caseId,
       locale: lang,
       fields,
       files,
+      reply,
       onProgress: (bytes) => {
         done += bytes;
         status.progress(done, total);
@@ -287,6 +340,7 @@ async function sealForm(form, teamKey, status) {
     const url = await store(sealed, name, handle ? /** @type {any} */ (handle) : null);
     offer(byId('sealer-saved'), name, url, t('(attachments: %(count)s, %(size)s)',
       { count: files.length, size: megabytes(total) }));
+    if (receipt) showReceipt(byId('sealer-saved'), receipt);
     status.say(url ? t('Sealed. Save the file with the button below, then upload it on the portal.')
       : t('Sealed and saved. Upload the file on the portal.'));
     byId('sealer-done').hidden = false;
@@ -304,9 +358,10 @@ async function sealForm(form, teamKey, status) {
 /**
  * Seal every case of a CSV file, each to its own sealed case file.
  * @param {Uint8Array} teamKey
+ * @param {{salt: Uint8Array, opslimit: number, memlimit: number} | null} site
  * @param {Status} status
  */
-async function sealCsv(teamKey, status) {
+async function sealCsv(teamKey, site, status) {
   const csvFile = chosenFiles(byId('csv-file'))[0];
   if (!csvFile) {
     status.say(t('Choose the CSV file of cases first.'), true);
@@ -347,18 +402,22 @@ async function sealCsv(teamKey, status) {
   const button = byId('csv-seal');
   button.disabled = true;
   let done = 0;
-  status.say(t('Sealing the case on this computer…'));
-  status.progress(0, total);
   /** @type {[string, string, string][]} */
   const ready = [];
+  /** @type {string[]} */
+  const receiptLines = [];
   try {
     for (const item of cases) {
       const files = filesOf.get(item.row);
+      const { receipt, reply } = await makeReceipt(site, status);
+      status.say(t('Sealing the case on this computer…'));
+      status.progress(done, total);
       const sealed = await sealCase({
         teamKey,
         locale: item.locale,
         fields: item.fields,
         files,
+        reply,
         onProgress: (bytes) => {
           done += bytes;
           status.progress(done, total);
@@ -368,6 +427,7 @@ async function sealCsv(teamKey, status) {
       const url = await store(sealed, name, null);
       ready.push([name, url, t('(row %(row)s, attachments: %(count)s)',
         { row: item.row, count: files.length })]);
+      if (receipt) receiptLines.push(`${name}  ${receipt}  (row ${item.row})`);
     }
   } catch (error) {
     console.error(error);
@@ -381,6 +441,12 @@ async function sealCsv(teamKey, status) {
   // Offered only once every case of the file is sealed: a half-sealed CSV offers nothing.
   const list = byId('csv-saved');
   for (const [name, url, label] of ready) offer(list, name, url, label);
+  if (receiptLines.length) {
+    // The receipts go in one file the person saves, as `portal seal` writes receipts.txt.
+    const text = `${receiptLines.join('\n')}\n`;
+    const url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+    offer(list, 'receipts.txt', url, t(RECEIPTS_NOTE));
+  }
   status.say(t('Cases sealed: %(count)s. Save each file with its button, then upload them on the portal.',
     { count: ready.length }));
 }
@@ -412,20 +478,43 @@ function usableKey() {
   return null;
 }
 
+/**
+ * The site's receipt salt and cost this file carries: null when it carries none (said on the
+ * page), undefined when they are damaged (the file is refused).
+ * @returns {{salt: Uint8Array, opslimit: number, memlimit: number} | null | undefined}
+ */
+function receiptSite() {
+  try {
+    const site = publishedSite(byId('sealer-key').dataset);
+    if (!site) {
+      const note = byId('sealer-receipt-note');
+      note.dataset.t = NO_RECEIPT_LINES;
+      note.hidden = false;
+    }
+    return site;
+  } catch {
+    const refused = byId('sealer-refused');
+    refused.dataset.t = 'The key in this file does not match the fingerprint it shows: the file was changed. Do not use it. Get the sealer again from the portal, or ask the team.';
+    refused.hidden = false;
+    return undefined;
+  }
+}
+
 /** Start the page: language, key check, then the forms. */
 function start() {
   const chooser = byId('sealer-language');
   chooser.addEventListener('change', () => applyLanguage(chooser.value));
   applyLanguage(chooser.value);
   const teamKey = usableKey();
+  const site = teamKey ? receiptSite() : null;
   applyLanguage(lang);
-  if (!teamKey) return;
+  if (!teamKey || site === undefined) return;
   const form = byId('sealer-form');
   const status = new Status();
   byId('sealer-app').hidden = false;
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    sealForm(form, teamKey, status);
+    sealForm(form, teamKey, site, status);
   });
   byId('sealer-another').addEventListener('click', () => {
     form.reset();
@@ -436,7 +525,7 @@ function start() {
   });
   byId('csv-form').addEventListener('submit', (event) => {
     event.preventDefault();
-    sealCsv(teamKey, status);
+    sealCsv(teamKey, site, status);
   });
 }
 

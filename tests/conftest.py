@@ -172,7 +172,9 @@ def prepare(client: FlaskClient, lang: str = "en", token: str | None = None) -> 
 
 MINIMAL_REPORT = {
     "description": "Travel ban after speaking at the Human Rights Council.",
+    "consent_of": "self",
     "consent_raise": "no",
     "consent_report": "anonymous",
+    "consent_share_un": "yes",
     "consent_contact": "portal",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
@@ -631,7 +632,7 @@ def test_csv_cells_are_guarded(value: str, guarded: str) -> None:
 
 def test_no_piece_of_a_csv_cell_starts_a_formula(tmp_path: Path, team: Team) -> None:
     fields: dict[str, envelope.FieldValue] = {
-        "incident_dates": "2024-05-01;=1+1",
+        "place": "2024-05-01;=1+1",
         "violations": ["travel_ban", "=1+1", "@SUM(A1)", "\t=2", "-3+4"],
         "country": "Freedonia,+5;ok",
     }
@@ -641,7 +642,7 @@ def test_no_piece_of_a_csv_cell_starts_a_formula(tmp_path: Path, team: Team) -> 
     text = (out / "cases.csv").read_text(encoding="utf-8")
     [header, row] = list(csv.reader(io.StringIO(text)))
     cells = dict(zip(header, row, strict=True))
-    assert cells["incident_dates"] == "2024-05-01;'=1+1"
+    assert cells["place"] == "2024-05-01;'=1+1"
     assert cells["violations"] == "travel_ban;'=1+1;'@SUM(A1);' =2;'-3+4"
     assert cells["country"] == "Freedonia,'+5;ok"
     # Every cell is quoted, and however a spreadsheet splits a cell, no piece starts a formula.
@@ -757,3 +758,74 @@ def test_long_names_keep_their_extension() -> None:
     name = names.safe_name("ش" * 300 + ".docx")
     assert name.endswith(".docx")
     assert len(name.encode()) <= names.MAX_NAME_BYTES
+
+
+# Every answer of the second edition of the form, as a relative sends an urgent case.
+URGENT_CASE: dict[str, envelope.FieldValue] = {
+    "description": "My brother was detained after he spoke to a special rapporteur.",
+    "urgent": "yes",
+    "urgent_details": "Hearing on 12 June; held without a lawyer.",
+    "consent_of": "person_not_reachable",
+    "consent_raise": "yes",
+    "consent_report": "anonymous",
+    "consent_share_un": "yes",
+    "consent_contact": "other_channel",
+    "contact_channel": "Signal username: example.42",
+    "submitter_role": "relative",
+    "target_type": "group",
+    "group_size": "12",
+    "group_women": "5",
+    "target_occupation": ["lawyer", "other"],
+    "target_occupation_other": "Blogger",
+    "un_bodies": ["special_procedures", "other"],
+    "un_bodies_other": "A UN conference",
+    "cooperation_from": "2025-03",
+    "violations": ["arbitrary_detention", "criminal_charges", "other"],
+    "violations_other": "Bank accounts frozen",
+    "incident_from": "2025-04",
+    "incident_to": "2025-06",
+    "country": "KE",
+    "state_responsible": "UG",
+    "case_status": "update",
+    "earlier_reference": "Sent in January 2025",
+}
+
+
+def test_an_urgent_case_comes_first_with_every_answer(tmp_path: Path, team: Team) -> None:
+    """report.txt, index.html and cases.csv flag an urgent case first and show every answer,
+    the "other" texts included, with the countries' English names."""
+    subs = [
+        Sub("old1", "casea", day="2026-11-01"),
+        Sub("urg1", "caseb", day="2026-11-20", fields=URGENT_CASE),
+    ]
+    out = tmp_path / "out"
+    result = decrypt(team, out, make_bundle(tmp_path / "b.tar", subs, team.public))
+    assert result.exit_code == 0, result.output
+    text = (out / "caseb" / "report.txt").read_text(encoding="utf-8")
+    assert text.splitlines()[2] == "URGENT:      someone is in immediate danger"
+    assert "Hearing on 12 June" in text.splitlines()[3]
+    for shown in (
+        "Kenya [KE]",
+        "Uganda [UG]",
+        "Blogger",
+        "A UN conference",
+        "2025-04",
+        "Bank accounts frozen",
+        "Criminal charges or prosecution [criminal_charges]",
+    ):
+        assert shown in text, shown
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert index.index("caseb") < index.index("casea"), "the urgent case is not first"
+    assert "URGENT" in index
+    assert "Uganda (UG)" in index
+    answers = index[index.index("caseb") :]
+    for shown in ("Kenya", "Blogger", "A UN conference", "Bank accounts frozen", "2025-04",
+                  "Criminal charges or prosecution", "Sent in January 2025", "12"):  # fmt: skip
+        assert html.escape(shown) in answers, shown
+    [header, *rows] = list(csv.reader(io.StringIO((out / "cases.csv").read_text("utf-8"))))
+    row = dict(zip(header, rows[1], strict=True))
+    for name, value in URGENT_CASE.items():
+        if name != "description":
+            expected = ";".join(value) if isinstance(value, list) else value
+            assert row[name] == expected, name
+    assert (row["country_name"], row["state_responsible_name"]) == ("Kenya", "Uganda")

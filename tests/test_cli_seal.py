@@ -7,17 +7,20 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nacl.pwhash
 import pytest
 from click.testing import CliRunner, Result
 from rich.console import Console
 
 from portal.cli import main
-from portal.formats import bundle, crypto, envelope
+from portal.formats import bundle, crypto, envelope, receipts
 from portal.offline import relay
 
 REQUIRED = [
     "description=Detained at the airport after speaking in Geneva.",
+    "consent_of=self",
     "consent_raise=yes",
+    "consent_share_un=no",
     "consent_report=anonymous",
     "consent_contact=no",
 ]
@@ -66,7 +69,7 @@ def test_seal_one_case_with_fields_and_files(tmp_path: Path, team: tuple[bytes, 
     out = tmp_path / "case.sealed"
     result = seal(
         tmp_path, team_pub, "--out", str(out), "--locale", "fr",
-        *fields_args("violations=threats", "violations=surveillance", "country=Freedonia"),
+        *fields_args("violations=threats", "violations=surveillance", "country=KE"),
         str(tmp_path / "photo.jpg"), str(tmp_path / "empty.txt"),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -84,7 +87,7 @@ def test_seal_one_case_with_fields_and_files(tmp_path: Path, team: tuple[bytes, 
     assert manifest.fields == {
         **REQUIRED_FIELDS,
         "violations": ["threats", "surveillance"],
-        "country": "Freedonia",
+        "country": "KE",
     }
     assert [(f.name, f.type, f.size) for f in manifest.files] == [
         ("photo.jpg", "image/jpeg", 70002),
@@ -113,12 +116,15 @@ def test_each_case_gets_fresh_ids(tmp_path: Path, team: tuple[bytes, Path]) -> N
 @pytest.mark.parametrize(
     ("answers", "args", "message"),
     [
-        (["bogus=1"], [], "no field 'bogus'. Known fields: submitter_role"),
+        (["bogus=1"], [], "no field 'bogus'. Known fields: description, urgent"),
         (["novalue"], [], "NAME=VALUE"),
         (["consent_raise=maybe"], [], "consent_raise: Please choose one of the options"),
         (["violations=flying"], [], "violations: Please choose among the options"),
         (["violations=threats", "violations=threats"], [], "violations: Please choose among"),
-        (["country=A", "country=B"], [], "given twice"),
+        (["country=KE", "country=UG"], [], "given twice"),
+        (["country=Freedonia"], [], "country: Please choose one of the options. (choices: an ISO"),
+        (["incident_from=March 2025"], [], "incident_from: Please write the year and month"),
+        (["group_size=about 20"], [], "group_size: Please write a number"),
         (["description=" + "x" * 100_001], [], "description: This is too long"),
         ([], ["--locale", "not a locale"], "not a language code"),
     ],
@@ -160,7 +166,7 @@ def test_seal_never_overwrites(tmp_path: Path, team: tuple[bytes, Path]) -> None
     "args",
     [
         [],
-        ["--json", "{json}", "--field", "country=X"],
+        ["--json", "{json}", "--field", "country=KE"],
         ["--json", "{json}", "--csv", "{csv}"],
         ["--json", "{json}"],  # one case without --out
         ["--json", "{json}", "--out", "{out}", "--out-dir", "{dir}"],
@@ -194,7 +200,7 @@ def test_seal_one_case_from_json(tmp_path: Path, team: tuple[bytes, Path]) -> No
     (tmp_path / "docs" / "letter.pdf").write_bytes(b"%PDF-1.7 letter")
     (tmp_path / "extra.txt").write_bytes(b"extra")
     fields = {**REQUIRED_FIELDS, "violations": "travel_ban", "submitter_role": "representative"}
-    fields["relay_consent"] = "yes"
+    fields["consent_of"] = "person_told"
     case = {"fields": fields, "files": ["docs/letter.pdf"], "locale": "es"}
     (tmp_path / "case.json").write_text(json.dumps(case))
     out = tmp_path / "c.sealed"
@@ -285,13 +291,14 @@ def test_seal_many_cases_from_csv(tmp_path: Path, team: tuple[bytes, Path]) -> N
     (tmp_path / "files" / "one.txt").write_text("one")
     (tmp_path / "files" / "two.txt").write_text("two")
     header = (
-        "description,consent_raise,consent_report,consent_contact,violations,attachments,locale"
+        "description,consent_of,consent_raise,consent_report,consent_share_un,consent_contact,"
+        "violations,attachments,locale"
     )
     rows = [
-        '"Line one\nline two, with a comma",yes,named,no,threats; surveillance ,'
+        '"Line one\nline two, with a comma",self,yes,named,yes,no,threats; surveillance ,'
         "files/one.txt;files/two.txt,fr",
-        "Second case,no,no,no,,,",
-        ",,,,,,",
+        "Second case,person_told,no,no,no,no,,,",
+        ",,,,,,,,",
     ]
     (tmp_path / "cases.csv").write_text("\ufeff" + header + "\r\n" + "\r\n".join(rows) + "\r\n")
     out_dir = tmp_path / "out"
@@ -397,3 +404,87 @@ def test_progress_is_drawn_on_a_terminal(
     result = seal(tmp_path, team_pub, "--out", str(out), *fields_args(), str(tmp_path / "big.bin"))
     assert result.exit_code == 0, result.output
     assert opened(out, secret)[2] == [bytes(300_000)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Receipts made by the relay (the key file publishes the site's receipt salt and cost)
+
+SITE_SECRET = bytes(range(32))
+MIN_COST = (nacl.pwhash.argon2id.OPSLIMIT_MIN, nacl.pwhash.argon2id.MEMLIMIT_MIN)
+
+
+@pytest.fixture
+def salted(team: tuple[bytes, Path], tmp_path: Path) -> tuple[bytes, Path]:
+    """The team's secret key and a key file as the site serves it, with its receipt lines."""
+    secret, team_pub = team
+    lines = team_pub.read_text().splitlines(keepends=True)
+    published = receipts.published(SITE_SECRET, *MIN_COST).lines()
+    path = tmp_path / "served.pub"
+    path.write_text("".join(lines[:-1]) + published + lines[-1])
+    return secret, path
+
+
+def test_a_batch_writes_its_receipts_to_a_private_file(
+    tmp_path: Path, salted: tuple[bytes, Path]
+) -> None:
+    secret, served = salted
+    (tmp_path / "cases.json").write_text(json.dumps([{"fields": REQUIRED_FIELDS}] * 2))
+    out_dir = tmp_path / "sealed"
+    result = seal(tmp_path, served, "--json", str(tmp_path / "cases.json"), "--out-dir",
+                  str(out_dir))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    book = out_dir / "receipts.txt"
+    assert book.stat().st_mode & 0o777 == 0o600
+    assert "as sensitive as the cases" in " ".join(result.stderr.split())
+    written = dict(
+        line.split("  ", 1) for line in book.read_text().splitlines() if not line.startswith("#")
+    )
+    assert sorted(written) == ["case-001.sealed", "case-002.sealed"]
+    # No receipt is printed for a batch: the file is the one place they are kept.
+    for name, receipt in written.items():
+        assert receipt not in result.output
+        entry, manifest, _files = opened(out_dir / name, secret)
+        derived = receipts.derive(receipt, SITE_SECRET, *MIN_COST)
+        assert manifest.reply_public_key == derived.reply_public_key
+        assert entry.receipt_lookup == crypto.b64encode(derived.lookup)
+        assert entry.reply_public_key == crypto.b64encode(derived.reply_public_key)
+
+
+def test_a_batch_never_overwrites_a_receipts_file(
+    tmp_path: Path, salted: tuple[bytes, Path]
+) -> None:
+    _secret, served = salted
+    (tmp_path / "cases.json").write_text(json.dumps([{"fields": REQUIRED_FIELDS}] * 2))
+    out_dir = tmp_path / "sealed"
+    out_dir.mkdir()
+    (out_dir / "receipts.txt").write_text("earlier receipts\n")
+    result = seal(tmp_path, served, "--json", str(tmp_path / "cases.json"), "--out-dir",
+                  str(out_dir))  # fmt: skip
+    assert result.exit_code == 1
+    assert "receipts.txt already exists" in result.output
+    assert (out_dir / "receipts.txt").read_text() == "earlier receipts\n"
+    assert sorted(p.name for p in out_dir.iterdir()) == ["receipts.txt"]
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "reason"),
+    [
+        ("# receipt-salt: ", "# receipt-salt: AAAA", "not the base64 of 16 bytes"),
+        ("opslimit=1", "opslimit=x", "not of the form"),
+        ("memlimit=8192", "memlimit=1", "outside Argon2id's usual bounds"),
+        ("# receipt-cost:", "# another:", "one receipt line without the other"),
+    ],
+    ids=["short-salt", "not-a-number", "too-cheap", "cost-missing"],
+)
+def test_a_key_file_with_broken_receipt_lines_is_refused(
+    tmp_path: Path, salted: tuple[bytes, Path], replace: str, by: str, reason: str
+) -> None:
+    _secret, served = salted
+    text = served.read_text()
+    assert replace in text
+    served.write_text(text.replace(replace, by, 1))
+    out = tmp_path / "case.sealed"
+    result = seal(tmp_path, served, "--out", str(out), *fields_args())
+    assert result.exit_code == 1
+    assert reason in result.output
+    assert not out.exists()

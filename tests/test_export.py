@@ -74,8 +74,12 @@ def _every_field(marker: str) -> dict[str, str | list[str]]:
     for field in questionnaire.REPORT_FIELDS:
         if field.kind in (questionnaire.TEXT, questionnaire.TEXTAREA):
             values[field.name] = f"{marker} in {field.name}, ünïcode 报复 «quoted»\nsecond line"
-        elif field.kind == questionnaire.RADIO:
+        elif field.kind in (questionnaire.RADIO, questionnaire.SELECT):
             values[field.name] = field.choices[-1][0]
+        elif field.kind == questionnaire.MONTH:
+            values[field.name] = "2026-01"
+        elif field.kind == questionnaire.COUNT:
+            values[field.name] = "7"
         else:
             values[field.name] = [value for value, _label in field.choices[:2]]
     values["consent_contact"] = "other_channel"

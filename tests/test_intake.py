@@ -136,7 +136,7 @@ def test_sealing_on_arrival_refuses_what_was_not_sealed(
 ) -> None:
     staging = services.store.stage()
     part = raw_part(staging, "attachments", b"plain", 0)
-    with pytest.raises(intake.Refused, match="not sealed"):
+    with pytest.raises(intake.Refused, match="was damaged on the way"):
         intake.seal_on_arrival(
             services, session, staging, kind="report", locale="en", fields={}, parts=[part]
         )

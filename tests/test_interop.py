@@ -215,8 +215,9 @@ def test_what_portal_seal_writes_opens_with_spec_only_code(
     result = CliRunner().invoke(
         main,
         ["seal", "--to", str(tmp_path / "team.pub"), "--out", str(out), "--locale", "ru",
-         "--field", "description=Угрозы после сессии.", "--field", "consent_raise=no",
-         "--field", "consent_report=no", "--field", "consent_contact=no", *paths],
+         "--field", "description=Угрозы после сессии.", "--field", "consent_of=self",
+         "--field", "consent_raise=no", "--field", "consent_report=no",
+         "--field", "consent_share_un=no", "--field", "consent_contact=no", *paths],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     [(entry, manifest, contents)] = spec_open(out, secret)

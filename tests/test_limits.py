@@ -423,5 +423,5 @@ def test_a_large_body_that_meets_the_rate_limit_gets_the_size_page(
         response = client.post(path, data=body, content_type="application/x-www-form-urlencoded")
         text = response.get_data(as_text=True)
         assert response.status_code == 413
-        assert "at most 2 MiB" in text
+        assert "at most 2 MB" in text
         assert len(text) < 20_000

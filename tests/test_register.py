@@ -16,7 +16,7 @@ from test_cli_decrypt import decrypt as run_decrypt
 
 from portal.cli import main
 from portal.formats import crypto
-from portal.offline import case_facts, register, sniff
+from portal.offline import case_facts, register, register_view, sniff
 
 PASSPHRASE = "a passphrase long enough"
 
@@ -253,3 +253,8 @@ def test_a_follow_up_restates_consent_and_urgency_but_not_the_rest() -> None:
     report = {"consent_report": "named", "country": "XA", "urgent": "no"}
     facts = case_facts.derive(report, [{"consent_report": "no", "country": "XB", "urgent": "yes"}])
     assert (facts.publish, facts.country, facts.urgent) == ("not", "XA", True)
+
+
+def test_cases_csv_names_each_column_once() -> None:
+    # The team's own columns stand beside the answers: none may take an answer's name.
+    assert len(set(register_view.CSV_COLUMNS)) == len(register_view.CSV_COLUMNS)

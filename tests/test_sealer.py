@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from portal.cli import main
-from portal.formats import crypto, questionnaire
+from portal.formats import crypto, questionnaire, receipts
 from portal.offline import sealer, sealer_texts
 from portal.web import resources
 
@@ -243,7 +243,10 @@ def test_the_key_page_offers_the_sealer_made_from_the_site_s_key(client: FlaskCl
     assert shown
     assert shown.group(1) == hashlib.sha256(download.data).hexdigest()
     key_file = client.get("/en/key/team.pub").get_data(as_text=True)
-    assert download.data == sealer.build(crypto.parse_public_key_file(key_file))
+    # The same bytes as `portal sealer` makes from the served key file, receipt lines included.
+    site = receipts.read_published(key_file)
+    assert site is not None
+    assert download.data == sealer.build(crypto.parse_public_key_file(key_file), site=site)
     assert 'href="/fr/key/sealer.html"' in page
 
 

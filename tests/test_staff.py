@@ -568,7 +568,7 @@ def test_no_staff_page_shows_a_report(staff: Staff, staff_app: Flask, app: Flask
         data={
             **MINIMAL_REPORT,
             "description": f"{marker} description",
-            "country": marker,
+            "place": marker,
             "csrf_token": csrf_token(public),
             "attachments": (io.BytesIO(f"{marker} in a file".encode()), f"{marker}.txt"),
         },

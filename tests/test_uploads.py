@@ -12,6 +12,7 @@ import io
 import re
 import secrets
 import tempfile
+import tracemalloc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -443,10 +444,32 @@ def test_a_url_encoded_body_over_the_form_memory_limit_is_refused_unread(
     )
     text = response.get_data(as_text=True)
     assert response.status_code == 413
-    assert "at most 2 MiB" in error_message(text)
+    assert "at most 2 MB" in error_message(text)
     assert len(text) < 20_000
     # A declared length is refused before a byte is read; a chunked body just past the limit.
     assert body.read_so_far <= (0 if length == "declared" else FORM_MEMORY + 1)
+    assert_nothing_stored(app)
+
+
+@pytest.mark.parametrize("path", ["/en/submit", "/en/follow-up", "/en/submit/sealed"])
+def test_the_text_parts_of_a_multipart_body_share_one_form_memory_budget(
+    app: Flask, client: FlaskClient, path: str
+) -> None:
+    # Each part is under the per-part limit; together they are ten times the form's budget.
+    piece = "x" * (FORM_MEMORY // 4)
+    parts: list[Part] = [("csrf_token", csrf_token(client))]
+    parts += [(f"note{i}", piece) for i in range(40)]
+    tracemalloc.start()
+    try:
+        response = post_parts(client, path, parts)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    text = response.get_data(as_text=True)
+    assert response.status_code == 413
+    assert "at most 2 MB" in error_message(text)
+    # The body itself is in memory (the test client holds it); the parsed text is not added.
+    assert peak < 3 * len(piece) * 40
     assert_nothing_stored(app)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import nacl.bindings as sodium
 import pytest
 
-from portal.formats import crypto, envelope
+from portal.formats import crypto, envelope, receipts
 
 VECTORS = Path(__file__).parent / "vectors"
 
@@ -106,3 +106,15 @@ def test_envelope() -> None:
     for entry, expected in zip(opened.files, vector["files"], strict=True):
         blob = blob_of(pattern(entry.size), entry.key)
         assert hashlib.sha256(blob).hexdigest() == expected["blob_sha256"]
+
+
+RECEIPTS = load("receipt.json")
+
+
+@pytest.mark.parametrize("vector", RECEIPTS["vectors"])
+def test_receipt(vector: dict[str, Any]) -> None:
+    secret = bytes.fromhex(RECEIPTS["installation_secret"])
+    assert crypto.b64encode(receipts.salt_of(secret)) == RECEIPTS["salt_b64"]
+    derived = receipts.derive(vector["receipt"], secret, vector["opslimit"], vector["memlimit"])
+    assert derived.lookup.hex() == vector["lookup"]
+    assert derived.reply_public_key.hex() == vector["reply_public_key"]

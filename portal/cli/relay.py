@@ -1,10 +1,17 @@
-"""`portal seal`: a relaying organisation seals cases on its own computer, with no network."""
+"""`portal seal`: a relaying organisation seals cases on its own computer, with no network.
+
+With a key file from the site (which publishes its receipt salt and cost), each case gets its
+receipt here: shown once (one case) or written to `receipts.txt` beside the sealed files (a
+list of cases), never put in the sealed file or sent anywhere.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import click
 from rich.console import Console
@@ -18,7 +25,7 @@ from rich.progress import (
 )
 
 from portal.cli.keys import EXISTING_FILE, NEW_FILE
-from portal.formats import crypto
+from portal.formats import crypto, receipts
 from portal.offline import relay
 
 
@@ -67,6 +74,48 @@ def _read_cases(
         return cases, many
     raw = relay.parse_field_options(fields)
     return [relay.make_case(raw, files, locale, "--field")], False
+
+
+RECEIPTS_FILE = "receipts.txt"
+KEEP_SAFE = (
+    "Keep it safe: it opens the case's follow-up page and the team's replies; it was never "
+    "sent anywhere, and the site cannot give it again."
+)
+NO_RECEIPT_LINES = (
+    "This key file does not publish the site's receipt salt and cost, so the site will make "
+    "each case's receipt when its file is uploaded (with team.pub from the site's key page, "
+    "receipts are made here and each case's reply key is sealed inside it)."
+)
+
+
+def _receipt_site(to_key: Path) -> receipts.Published | None:
+    """The receipt salt and cost the key file publishes, if it does."""
+    try:
+        return receipts.read_published(to_key.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{to_key} cannot be read: {exc}.") from exc
+    except receipts.ReceiptError as exc:
+        raise click.ClickException(
+            f"{exc} Download team.pub again from the site's key page."
+        ) from exc
+
+
+def _open_receipts(folder: Path) -> IO[str]:
+    """receipts.txt in the output folder, new, readable by its owner only."""
+    path = folder / RECEIPTS_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{path} already exists; choose an empty folder (nothing was overwritten)."
+        ) from None
+    handle = os.fdopen(fd, "w", encoding="utf-8")
+    handle.write(
+        "# Receipts of the sealed cases in this folder: each opens its case's follow-up page\n"
+        "# and the team's replies. As sensitive as the cases: keep this file as safe as they\n"
+        "# are, never upload it, and give each receipt only to whoever follows that case.\n"
+    )
+    return handle
 
 
 @click.command()
@@ -119,6 +168,7 @@ def seal(
     """Seal cases offline to the team's public key, as files to upload on the portal."""
     try:
         public_key = crypto.load_public_key(to_key)
+        site = _receipt_site(to_key)
         cases, many = _read_cases(json_path, csv_path, fields, files, locale)
     except (crypto.CryptoError, relay.SealError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -135,6 +185,11 @@ def seal(
                 f"{taken[0]} already exists; choose an empty folder (nothing was overwritten)."
             )
         out_dir.mkdir(parents=True, exist_ok=True)
+        if site is not None and (out_dir / RECEIPTS_FILE).exists():
+            raise click.ClickException(
+                f"{out_dir / RECEIPTS_FILE} already exists; choose an empty folder (nothing "
+                "was overwritten)."
+            )
     else:
         assert out is not None
         targets = [out]
@@ -143,17 +198,37 @@ def seal(
         "fingerprint the team gave you.",
         err=True,
     )
+    if site is None:
+        click.echo(NO_RECEIPT_LINES, err=True)
+    book = _open_receipts(out_dir) if site is not None and out_dir is not None else None
     total = sum(case.total_bytes() for case in cases)
     sealed = 0
     try:
         with progress_bar(f"Sealing {len(cases)} case(s)", total) as advance:
             for case, target in zip(cases, targets, strict=True):
-                relay.seal_case(case, public_key, target, advance)
+                receipt, derived = receipts.for_relay(site) if site else (None, None)
+                relay.seal_case(case, public_key, target, advance, derived)
                 sealed += 1
                 click.echo(f"{target}  ({case.where}, {len(case.files)} attachment(s))")
+                if book is not None:
+                    book.write(f"{target.name}  {receipt}\n")
+                    book.flush()
+                    os.fsync(book.fileno())
+                elif receipt is not None:
+                    click.echo(f"Receipt of this case: {receipt}")
+                    click.echo(KEEP_SAFE, err=True)
     except (relay.SealError, crypto.CryptoError, OSError) as exc:
         done = f" The {sealed} case(s) listed above are sealed." if sealed else ""
         raise click.ClickException(f"Sealing stopped: {exc}{done}") from exc
+    finally:
+        if book is not None:
+            book.close()
+    if book is not None and out_dir is not None:
+        click.echo(
+            f"Receipts: {out_dir / RECEIPTS_FILE}, one per sealed file. {KEEP_SAFE} That file "
+            "is as sensitive as the cases: keep it as safe as they are and never upload it.",
+            err=True,
+        )
     click.echo(
         f"Sealed {len(cases)} case(s). Upload each file on the portal's report form.", err=True
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from portal.cli.keys import EXISTING_FILE, NEW_FILE
-from portal.formats import crypto
+from portal.formats import crypto, receipts
 from portal.offline import sealer
 
 
@@ -33,8 +33,9 @@ def sealer_command(to_key: Path, out: Path, expected: str | None) -> None:
     try:
         public_key = crypto.load_public_key(to_key)
         sealer.check_fingerprint(public_key, expected)
-        data = sealer.build(public_key)
-    except (crypto.CryptoError, sealer.SealerError) as exc:
+        site = receipts.read_published(to_key.read_text(encoding="utf-8"))
+        data = sealer.build(public_key, site=site)
+    except (crypto.CryptoError, sealer.SealerError, receipts.ReceiptError) as exc:
         raise click.ClickException(str(exc)) from exc
     if out.exists() or out.is_symlink():
         raise click.ClickException(f"{out} already exists; nothing was overwritten.")
@@ -48,3 +49,10 @@ def sealer_command(to_key: Path, out: Path, expected: str | None) -> None:
     click.echo(f"{out}  ({len(data)} bytes)")
     click.echo(f"Team key fingerprint: {crypto.fingerprint(public_key)}")
     click.echo(f"SHA-256 of the sealer: {sealer.sha256(data)}")
+    if site is None:
+        click.echo(
+            "This key file does not publish the site's receipt salt and cost, so the site will "
+            "make each case's receipt at upload (with team.pub from the site's key page, the "
+            "sealer makes receipts itself and seals each reply key inside the case).",
+            err=True,
+        )

@@ -7,6 +7,13 @@ checked against that layout: a name from a bundle is never used as a path. A rea
 files only (folders are passed over; pax records that set no size are allowed), and their sizes
 must fit in the bytes of the tar (see `tarmembers`); the JSON of the index may nest at most
 `envelope.MAX_JSON_DEPTH` levels.
+
+An index entry may carry optional fields beyond `id`, `case`, `kind`, `received_day` and
+`files`: `recipient` ("submitter" or "team", on replies), `reply_public_key` (base64 of the
+case's 32-byte reply key, as the server holds it) and `receipt_lookup` (base64 of a 32-byte
+receipt lookup value, in a relay's case file whose receipt the relay made: see `receipts`).
+Readers ignore fields they do not know, so older readers open newer bundles; the index is
+written by whoever made the bundle and authenticates nothing.
 """
 
 from __future__ import annotations
@@ -51,10 +58,12 @@ class Entry:
     files: int
     # Replies carry two sealed copies: one to the submitter's reply key, one to the team key.
     recipient: str | None = None
-    # The case's reply public key (base64) as the server holds it: a manifest sealed in a
-    # browser or by the relay tool cannot carry it, because the receipt it comes from is made
-    # by the server after the upload.
+    # The case's reply public key (base64) as the server holds it. Not authenticated: the
+    # offline machine prefers the copy sealed inside the manifest (see `replykeys`).
     reply_public_key: str | None = None
+    # In a relay's case file whose receipt the relay made: the receipt's lookup value (base64),
+    # from which the site opens the case without ever seeing the receipt.
+    receipt_lookup: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The index's object for this submission."""
@@ -69,6 +78,8 @@ class Entry:
             document["recipient"] = self.recipient
         if self.reply_public_key is not None:
             document["reply_public_key"] = self.reply_public_key
+        if self.receipt_lookup is not None:
+            document["receipt_lookup"] = self.receipt_lookup
         return document
 
 
@@ -138,12 +149,14 @@ def _check_entry(item: object) -> Entry:
         raise BundleError(f"Submission {entry_id} has a malformed file count.")
     if recipient not in (None, "submitter", "team"):
         raise BundleError(f"Submission {entry_id} has an unknown recipient.")
-    reply_key = item.get("reply_public_key")
-    if reply_key is not None:
+    reply_key, lookup = item.get("reply_public_key"), item.get("receipt_lookup")
+    for value, length, what in ((reply_key, crypto.KEY_BYTES, "reply key"), (lookup, 32, "lookup")):
+        if value is None:
+            continue
         try:
-            crypto.b64decode(str(reply_key), crypto.KEY_BYTES)
+            crypto.b64decode(value if isinstance(value, str) else "?", length)
         except crypto.CryptoError as exc:
-            raise BundleError(f"Submission {entry_id} has a malformed reply key.") from exc
+            raise BundleError(f"Submission {entry_id} has a malformed {what}.") from exc
     return Entry(
         entry_id,
         case,
@@ -152,6 +165,7 @@ def _check_entry(item: object) -> Entry:
         files,
         recipient,
         None if reply_key is None else str(reply_key),
+        None if lookup is None else str(lookup),
     )
 
 

@@ -11,8 +11,11 @@ This module imports nothing of the web stack: the offline tools use it too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from portal.formats import territories
 
 
 def N_(text: str) -> str:  # the conventional gettext marker name
@@ -21,9 +24,16 @@ def N_(text: str) -> str:  # the conventional gettext marker name
 
 
 TEXT, TEXTAREA, RADIO, CHECKBOXES = "text", "textarea", "radio", "checkboxes"
+# A list to choose one from (the countries), a year and month, a whole number.
+SELECT, MONTH, COUNT = "select", "month", "count"
 TEXT_MAX = 500
 TEXTAREA_MAX = 20_000
 DESCRIPTION_MAX = 100_000
+# What the form accepts for a month (YYYY-MM) and a count; the page gives the same patterns to
+# the browser, so that both paths refuse the same answers.
+MONTH_PATTERN = "[0-9]{4}-(0[1-9]|1[0-2])"
+COUNT_PATTERN = "[0-9]{1,7}"
+OTHER_COUNTRY = "other"
 
 
 @dataclass(frozen=True)
@@ -41,13 +51,24 @@ class Field:
     max_length: int = 0
     # Fields that belong to a choice ("other", "another channel") are shown just below it.
     autocomplete: str = "off"
+    # The choices are the ISO 3166 territories (named in the page's language from Babel).
+    territories: bool = False
 
     @property
     def limit(self) -> int:
         """The longest text accepted."""
         if self.max_length:
             return self.max_length
+        if self.kind == MONTH:
+            return 7
+        if self.kind == COUNT:
+            return 7
         return TEXTAREA_MAX if self.kind == TEXTAREA else TEXT_MAX
+
+    @property
+    def pattern(self) -> str:
+        """The whole-value pattern an answer must match, or "" for free text."""
+        return {MONTH: MONTH_PATTERN, COUNT: COUNT_PATTERN}.get(self.kind, "")
 
     def choice_label(self, value: str) -> str:
         """The English label of a choice value."""
@@ -62,11 +83,153 @@ class Section:
     title: str
     intro: str
     fields: tuple[Field, ...]
+    # Sections under "More details (optional)": shown after the essentials, all optional.
+    details: bool = False
 
 
 YES_NO = (("yes", N_("Yes")), ("no", N_("No")))
+# Every ISO 3166-1 code with its English name, then "other / prefer not to say".
+TERRITORIES: tuple[tuple[str, str], ...] = (
+    *territories.ENGLISH_NAMES.items(),
+    (OTHER_COUNTRY, N_("Other, or I prefer not to say")),
+)
+MONTH_HELP = N_("Year and month as numbers, for example 2025-11 for November 2025.")
+DETAILS_TITLE = N_("More details (optional)")
+DETAILS_INTRO = N_(
+    "Every question below is optional. Each answer helps the team act on the case and count "
+    "reprisals by country, by UN body and by gender in the Secretary-General's report."
+)
 
 REPORT_SECTIONS: tuple[Section, ...] = (
+    Section(
+        "account",
+        N_("What happened"),
+        N_("Tell us what happened, in your own words."),
+        (
+            Field(
+                "description",
+                TEXTAREA,
+                N_("Description"),
+                N_(
+                    "Who, what, when, where, and why you believe it is linked to cooperation with "
+                    "the UN. Write in any language."
+                ),
+                required=True,
+                max_length=DESCRIPTION_MAX,
+            ),
+            Field(
+                "urgent",
+                RADIO,
+                N_(
+                    "Is anyone in immediate danger (for example detained now, or a hearing or "
+                    "travel date coming)?"
+                ),
+                choices=YES_NO,
+            ),
+            Field(
+                "urgent_details",
+                TEXTAREA,
+                N_("If so: what is the danger, and when?"),
+                N_("For example: detained since 3 May; court hearing on 12 June."),
+                max_length=2000,
+            ),
+        ),
+    ),
+    Section(
+        "consent",
+        N_("Consent"),
+        N_(
+            "The team acts on a case only with the consent of the person targeted. If that is "
+            "you, answer for yourself. Each question is a separate choice, and the team follows "
+            "the answers."
+        ),
+        (
+            Field(
+                "consent_of",
+                RADIO,
+                N_("Whose consent do these answers give?"),
+                choices=(
+                    ("self", N_("Mine: I am the person targeted")),
+                    (
+                        "person_told",
+                        N_("The person targeted's: they were told of the risks and agree"),
+                    ),
+                    (
+                        "person_not_reachable",
+                        N_(
+                            "The person targeted cannot be asked (for example detained or "
+                            "disappeared): I answer as their relative or representative"
+                        ),
+                    ),
+                ),
+                required=True,
+            ),
+            Field(
+                "consent_raise",
+                RADIO,
+                N_(
+                    "Does the person targeted agree that the team raises the case with the State "
+                    "concerned?"
+                ),
+                N_(
+                    "The team would give the State's authorities the name of the person targeted, "
+                    "because a State cannot look into a case it cannot identify. Raising a case "
+                    "can protect, but can also draw attention. Choose no if unsure."
+                ),
+                choices=YES_NO,
+                required=True,
+            ),
+            Field(
+                "consent_report",
+                RADIO,
+                N_(
+                    "Does the person targeted agree that the case appears in the "
+                    "Secretary-General's annual report on reprisals?"
+                ),
+                N_(
+                    "Even without names, a case can sometimes be recognised from its details, "
+                    "such as the place, the dates and what happened."
+                ),
+                choices=(
+                    ("named", N_("Yes, with names")),
+                    ("anonymous", N_("Yes, without names")),
+                    ("no", N_("No, not at all")),
+                ),
+                required=True,
+            ),
+            Field(
+                "consent_share_un",
+                RADIO,
+                N_(
+                    "Does the person targeted agree that the team shares the case with other UN "
+                    "bodies that can help, such as special procedures or a UN field presence?"
+                ),
+                choices=YES_NO,
+                required=True,
+            ),
+            Field(
+                "consent_contact",
+                RADIO,
+                N_("Are you willing to be contacted?"),
+                choices=(
+                    ("portal", N_("Yes, through this portal only, with my receipt")),
+                    ("other_channel", N_("Yes, through another secure channel I give below")),
+                    ("no", N_("No")),
+                ),
+                required=True,
+            ),
+            Field(
+                "contact_channel",
+                TEXTAREA,
+                N_("The secure channel to contact you"),
+                N_(
+                    "For example a Signal username (not a phone number) or a secure e-mail "
+                    "address. Only if you chose it."
+                ),
+                required_when=("consent_contact", "other_channel"),
+            ),
+        ),
+    ),
     Section(
         "submitter",
         N_("About you"),
@@ -84,32 +247,18 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                 ),
             ),
             Field(
-                "relay_consent",
-                RADIO,
-                N_("If you are relaying the case: did the person targeted give informed consent?"),
-                N_(
-                    "The team acts on a case only with the consent of the person concerned, or of "
-                    "their family when they cannot give it."
-                ),
-                choices=(
-                    ("yes", N_("Yes")),
-                    ("no", N_("No")),
-                    ("unable", N_("They cannot give it (for example, detained or disappeared)")),
-                ),
-                required_when=("submitter_role", "representative"),
-            ),
-            Field(
                 "relay_consent_how",
                 TEXTAREA,
-                N_("How was consent given?"),
+                N_("If you answer for the person targeted: how was their consent given?"),
                 N_("For example: in person, by a secure message, through a relative."),
             ),
         ),
+        details=True,
     ),
     Section(
         "target",
         N_("The person or group targeted"),
-        N_("All of this is optional. A pseudonym is enough."),
+        N_("A pseudonym is enough."),
         (
             Field("target_name", TEXT, N_("Name or pseudonym")),
             Field(
@@ -121,6 +270,13 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                     ("group", N_("A group of people")),
                     ("organisation", N_("An organisation")),
                 ),
+            ),
+            Field("group_size", COUNT, N_("If it is a group: how many people?")),
+            Field(
+                "group_women",
+                COUNT,
+                N_("If it is a group: how many of them are women?"),
+                N_("An estimate is enough."),
             ),
             Field(
                 "target_gender",
@@ -161,11 +317,15 @@ REPORT_SECTIONS: tuple[Section, ...] = (
             ),
             Field("target_occupation_other", TEXT, N_("Other occupation or role")),
         ),
+        details=True,
     ),
     Section(
         "cooperation",
         N_("The cooperation with the United Nations"),
-        N_("What contact with the UN do you believe led to the reprisal?"),
+        N_(
+            "What contact with the UN do you believe led to the reprisal? Trying to cooperate "
+            "counts too."
+        ),
         (
             Field(
                 "un_bodies",
@@ -190,22 +350,23 @@ REPORT_SECTIONS: tuple[Section, ...] = (
             ),
             Field("un_bodies_other", TEXT, N_("Other body or mechanism")),
             Field(
-                "cooperation_when",
-                TEXT,
-                N_("When did this cooperation take place?"),
-                N_("A month and year is enough, for example: March 2026."),
+                "cooperation_from",
+                MONTH,
+                N_("When did the cooperation with the UN take place?"),
+                MONTH_HELP,
             ),
         ),
+        details=True,
     ),
     Section(
         "incident",
-        N_("What happened"),
-        N_("Describe the reprisal or intimidation."),
+        N_("The acts"),
+        N_("What was done, where and when."),
         (
             Field(
                 "violations",
                 CHECKBOXES,
-                N_("What happened?"),
+                N_("What was done?"),
                 N_("Choose all that apply."),
                 choices=(
                     ("travel_ban", N_("Travel ban")),
@@ -213,6 +374,18 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                     ("smear_campaign", N_("Smear campaign")),
                     ("surveillance", N_("Surveillance, including online")),
                     ("restrictive_legislation", N_("Restrictive legislation")),
+                    ("criminal_charges", N_("Criminal charges or prosecution")),
+                    (
+                        "organisation_closed",
+                        N_("Closing or de-registering an organisation, or blocking its funding"),
+                    ),
+                    ("job_or_licence", N_("Loss of job or professional licence")),
+                    (
+                        "prevented_cooperation",
+                        N_(
+                            "Being prevented from cooperating with the UN, including when trying to"
+                        ),
+                    ),
                     ("physical_attack", N_("Physical attack")),
                     ("arbitrary_detention", N_("Arbitrary arrest and detention")),
                     (
@@ -230,13 +403,33 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                 ),
             ),
             Field("violations_other", TEXT, N_("Other kind of reprisal")),
+            Field("incident_from", MONTH, N_("When did it start?"), MONTH_HELP),
             Field(
-                "incident_dates",
-                TEXT,
-                N_("When did it happen?"),
-                N_("Dates or approximate periods."),
+                "incident_to",
+                MONTH,
+                N_("When did it end?"),
+                N_(
+                    "Leave this empty if it is still going on. Year and month, for example 2026-01."
+                ),
             ),
-            Field("country", TEXT, N_("Country")),
+            Field(
+                "country",
+                SELECT,
+                N_("In which country did it happen?"),
+                choices=TERRITORIES,
+                territories=True,
+            ),
+            Field(
+                "state_responsible",
+                SELECT,
+                N_("Which State is responsible?"),
+                N_(
+                    "It can differ from the country where it happened, for example when a person "
+                    "is targeted abroad."
+                ),
+                choices=TERRITORIES,
+                territories=True,
+            ),
             Field("place", TEXT, N_("Place"), N_("City, region or facility, if you wish to say.")),
             Field(
                 "perpetrators",
@@ -251,6 +444,7 @@ REPORT_SECTIONS: tuple[Section, ...] = (
             ),
             Field("perpetrators_details", TEXTAREA, N_("More about the alleged perpetrators")),
         ),
+        details=True,
     ),
     Section(
         "since",
@@ -280,69 +474,17 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                     ("update", N_("News on a case already reported")),
                 ),
             ),
-        ),
-    ),
-    Section(
-        "consent",
-        N_("Your consent"),
-        N_("Each question is a separate choice. The team follows your answers."),
-        (
             Field(
-                "consent_raise",
-                RADIO,
-                N_("May the reprisals team raise the case with the State concerned?"),
-                N_("Raising a case can protect, but can also draw attention. Choose no if unsure."),
-                choices=YES_NO,
-                required=True,
-            ),
-            Field(
-                "consent_report",
-                RADIO,
-                N_("May the case appear in the Secretary-General's annual report on reprisals?"),
-                choices=(
-                    ("named", N_("Yes, with names")),
-                    ("anonymous", N_("Yes, without names")),
-                    ("no", N_("No, not at all")),
-                ),
-                required=True,
-            ),
-            Field(
-                "consent_contact",
-                RADIO,
-                N_("Are you willing to be contacted?"),
-                choices=(
-                    ("portal", N_("Yes, through this portal only, with my receipt")),
-                    ("other_channel", N_("Yes, through another secure channel I give below")),
-                    ("no", N_("No")),
-                ),
-                required=True,
-            ),
-            Field(
-                "contact_channel",
-                TEXTAREA,
-                N_("The secure channel to contact you"),
-                N_("For example a Signal number or a secure e-mail address. Only if you chose it."),
-                required_when=("consent_contact", "other_channel"),
-            ),
-        ),
-    ),
-    Section(
-        "account",
-        N_("Your account"),
-        N_("Tell us what happened, in your own words."),
-        (
-            Field(
-                "description",
-                TEXTAREA,
-                N_("Description"),
+                "earlier_reference",
+                TEXT,
+                N_("If it was reported before: a reference to the earlier report"),
                 N_(
-                    "Who, what, when, where, and why you believe it is linked to cooperation with "
-                    "the UN. Write in any language."
+                    "For example the month you sent it, or a reference the team gave you. Never "
+                    "your receipt: to add to your own case, use the follow-up page."
                 ),
-                required=True,
-                max_length=DESCRIPTION_MAX,
             ),
         ),
+        details=True,
     ),
 )
 
@@ -364,12 +506,12 @@ FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in REPORT_FIELDS}
 NOT_FIELDS = frozenset({"csrf_token", "website", "attachments", "receipt"})
 HONEYPOT = "website"
 
-# Fields whose choices summarise a case in one row of `cases.csv`.
-STRUCTURED_FIELDS = (
-    *(f.name for f in REPORT_FIELDS if f.kind in (RADIO, CHECKBOXES)),
-    "country",
-    "incident_dates",
-)
+# The columns of a case's row in `cases.csv`: every answer (the "other" texts included, so
+# that a row says what "other" was) but the description, which is in report.txt whole (a
+# spreadsheet cell holds at most 32,767 characters).
+STRUCTURED_FIELDS = tuple(f.name for f in REPORT_FIELDS if f.name != "description")
+# The fields of an urgent case, which the offline index and report.txt show first.
+URGENT = "urgent"
 
 
 @dataclass(frozen=True)
@@ -434,14 +576,14 @@ def check(values: FieldValues, fields: Sequence[Field]) -> list[Problem]:
                     Problem(
                         f.name,
                         N_("Please answer this question.")
-                        if f.kind == RADIO
+                        if f.kind in (RADIO, SELECT)
                         else N_("Please fill in this field."),
                     )
                 )
             continue
         allowed = {choice for choice, _ in f.choices}
         # A list where one choice belongs (a crafted post, a relay's JSON) is refused, not hashed.
-        if f.kind == RADIO and (not isinstance(value, str) or value not in allowed):
+        if f.kind in (RADIO, SELECT) and (not isinstance(value, str) or value not in allowed):
             problems.append(Problem(f.name, N_("Please choose one of the options.")))
         elif f.kind == CHECKBOXES and (
             not isinstance(value, list)
@@ -456,4 +598,15 @@ def check(values: FieldValues, fields: Sequence[Field]) -> list[Problem]:
                 problems.append(Problem(f.name, N_("This is too long; please shorten it.")))
             elif f.required and not value.strip():
                 problems.append(Problem(f.name, N_("Please fill in this field.")))
+        elif f.kind in (MONTH, COUNT) and (
+            not isinstance(value, str) or not re.fullmatch(f.pattern, value, re.ASCII)
+        ):
+            problems.append(Problem(f.name, PATTERN_PROBLEMS[f.kind]))
     return problems
+
+
+# What a person reads when a month or a count is not written as the form asks.
+PATTERN_PROBLEMS = {
+    MONTH: N_("Please write the year and month as numbers, for example 2025-11."),
+    COUNT: N_("Please write a number with digits only, for example 12."),
+}

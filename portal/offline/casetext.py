@@ -75,7 +75,7 @@ def _fields_for(kind: str) -> list[tuple[str, tuple[questionnaire.Field, ...]]]:
 
 def _value_lines(spec: questionnaire.Field, value: envelope.FieldValue) -> list[str]:
     items = value if isinstance(value, list) else [value]
-    if spec.kind in (questionnaire.RADIO, questionnaire.CHECKBOXES):
+    if spec.kind in (questionnaire.RADIO, questionnaire.CHECKBOXES, questionnaire.SELECT):
         lines = []
         for item in items:
             label = dict(spec.choices).get(item)
@@ -98,6 +98,13 @@ def render_report(record: dict[str, Any]) -> str:
     lines = [
         f"{KIND_TITLES.get(kind, kind)} — reprisals portal",
         "=" * 60,
+    ]
+    if is_urgent(fields):
+        details = fields.get("urgent_details", "")
+        lines.append("URGENT:      someone is in immediate danger")
+        if isinstance(details, str) and details:
+            lines.append(f"             {one_line(details)}")
+    lines += [
         f"Case:        {record['case']}",
         f"Submission:  {record['id']} ({kind})",
         f"Received:    {record['received_day']} (the day, UTC; no time is kept)",
@@ -160,3 +167,9 @@ def render_report(record: dict[str, Any]) -> str:
     if not files:
         lines.append("  none")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+def is_urgent(fields: object) -> bool:
+    """Whether the submitter said someone is in immediate danger."""
+    return isinstance(fields, dict) and fields.get(questionnaire.URGENT) == "yes"

@@ -17,6 +17,7 @@ import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
+from portal.formats import questionnaire, territories
 from portal.offline import case_facts, names, opening, sniff
 from portal.offline.register_query import CaseRow, FileRow, all_files, all_notes, all_submissions
 from portal.offline.register_query import cases as case_rows
@@ -25,10 +26,19 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'"
 NOTES_SHOWN = 3
 CSV_COLUMNS = (
     "case", "received_day", "locale", "sealed_by", "follow_ups", "replies", "attachments",
-    "last_day", "status", "assigned_to", "urgent", "awaiting_reply", "state_responsible",
+    # counted_state: the State the annual report's tables count the case under (the State
+    # responsible, or the country of the events where none was named); the answers follow.
+    "last_day", "status", "assigned_to", "awaiting_reply", "counted_state",
     "consent_publish", "consent_changed", "annual_report_paragraph", "notes",
     *case_facts.SUMMARY_FIELDS,
+    # The English names beside the ISO codes, for people reading the table.
+    "country_name", "state_responsible_name",
 )  # fmt: skip
+
+
+def place_name(code: str) -> str:
+    """A country or State's English name (CLDR), or what was written when it is not a code."""
+    return territories.ENGLISH_NAMES.get(code, case_facts.label("country", code) if code else "")
 
 
 def one_line(text: str) -> str:
@@ -112,7 +122,7 @@ open them only as the README says (a disposable offline virtual machine).</p>
 <table>
 <thead><tr><th>Case</th><th>Status</th><th>Urgent</th><th>First received</th>
 <th>State responsible</th><th>What happened</th><th>Consent to publish</th>
-<th>Follow-ups / replies</th><th>Attachments</th><th>Notes</th></tr></thead>
+<th>Follow-ups / replies</th><th>Attachments</th><th>Notes</th><th>Answers</th></tr></thead>
 <tbody>
 {rows}
 </tbody>
@@ -120,6 +130,27 @@ open them only as the README says (a disposable offline virtual machine).</p>
 </body>
 </html>
 """
+
+
+def _answers(row: CaseRow) -> str:
+    """Every structured answer, "other" texts included, with English labels and place names;
+    the description and the other long texts are in the case's report.txt."""
+    items = []
+    for name, value in row.facts.get("answers", {}).items():
+        if not value:
+            continue
+        spec = questionnaire.FIELDS_BY_NAME.get(name)
+        if name in ("country", "state_responsible"):
+            shown = place_name(value)
+        elif spec is not None and spec.choices:
+            shown = _labels(name, value.split(";"))
+        else:
+            shown = value
+        items.append(f"<dt>{_e(spec.label if spec else name)}</dt><dd>{_e(shown)}</dd>")
+    if not items:
+        return "<td></td>"
+    summary = f"{len(items)} answer{'s' if len(items) > 1 else ''}"
+    return f"<td><details><summary>{summary}</summary><dl>{''.join(items)}</dl></details></td>"
 
 
 def _index_row(
@@ -158,12 +189,13 @@ def _index_row(
         f"<td>{status}</td>",
         f"<td>{'URGENT' if row.urgent else ''}</td>",
         f'<td class="day">{_e(row.first_day)}</td>',
-        f"<td>{_e(row.state or '—')}</td>",
+        f"<td>{_e(f'{place_name(row.state)} ({row.state})' if row.state else '—')}</td>",
         f"<td>{_e(_labels('violations', row.facts.get('acts', [])))}</td>",
         f"<td>{consent}</td>",
         f"<td>{latest}</td>",
         f"<td><ul>{file_items}</ul></td>" if files else "<td>none</td>",
         f"<td><ul>{note_items}</ul></td>" if notes else "<td></td>",
+        _answers(row),
     ]
     attribute = ' class="urgent"' if row.urgent else ""
     return f"<tr{attribute}>" + "".join(cells) + "</tr>"
@@ -191,13 +223,17 @@ def render_csv(conn: sqlite3.Connection) -> str:
             row.id, row.first_day, facts.get("locale", ""), facts.get("sealed_by", ""),
             str(facts.get("follow_ups", 0)), str(facts.get("replies", 0)),
             str(facts.get("attachments", 0)), row.last_day, row.status, row.assigned,
-            "yes" if row.urgent else "no", "yes" if row.awaiting else "no", row.state,
+            "yes" if row.awaiting else "no", row.state,
             row.publish, "to confirm" if row.consent_to_confirm else "",
             row.paragraph, " | ".join(f"{day}: {text}" for day, text in notes.get(row.id, [])),
         ]  # fmt: skip
         writer.writerow(
             [names.csv_cell(one_line(str(cell))) for cell in cells]
             + [csv_items(str(answers.get(name, ""))) for name in case_facts.SUMMARY_FIELDS]
+            + [
+                names.csv_cell(place_name(str(answers.get(name, ""))))
+                for name in ("country", "state_responsible")
+            ]
         )
     return buffer.getvalue()
 

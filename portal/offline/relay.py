@@ -4,12 +4,18 @@ A sealed case file is a bundle holding one report, written exactly as the browse
 server write theirs, so the public site accepts it as an upload and `portal decrypt` opens it.
 Files are encrypted as they are read, straight into the bundle, and the bundle appears under
 its final name only once it is complete and has been read back.
+
+When the site's key file publishes its receipt salt and cost, the relay makes each case's
+receipt (`receipts.for_relay`): the case's reply key is sealed inside the manifest, and the
+index entry carries the receipt's lookup value and the reply key, from which the site opens the
+case without ever seeing the receipt.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
 import json
 import mimetypes
@@ -22,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from portal.formats import bundle, crypto, envelope, questionnaire
+from portal.formats import bundle, crypto, envelope, questionnaire, receipts
 
 ID_BYTES = 10  # 80 bits: 16 base32 characters
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
@@ -131,6 +137,10 @@ def check_case(case: Case) -> None:
         for problem in problems:
             field = questionnaire.FIELDS_BY_NAME[problem.field]
             choices = ", ".join(value for value, _ in field.choices)
+            if field.territories:
+                choices = "an ISO 3166-1 alpha-2 code such as KE or UA, or other"
+            elif field.pattern:
+                choices = "YYYY-MM" if field.kind == questionnaire.MONTH else "digits"
             hint = f" (choices: {choices})" if choices else ""
             lines.append(f"{problem.field}: {problem.message}{hint}")
         raise SealError(f"{case.where}: " + "; ".join(lines))
@@ -322,9 +332,17 @@ def _file_name(path: Path) -> str:
 
 
 def seal_case(
-    case: Case, public_key: bytes, out: Path, progress: Progress | None = None
+    case: Case,
+    public_key: bytes,
+    out: Path,
+    progress: Progress | None = None,
+    receipt: receipts.Derived | None = None,
 ) -> bundle.Entry:
-    """Seal one case to `public_key` into the bundle file `out`; return its index entry."""
+    """Seal one case to `public_key` into the bundle file `out`; return its index entry.
+
+    With `receipt` (what the relay's own receipt derives), its reply key goes inside the sealed
+    manifest, and the key and lookup value into the index entry for the site.
+    """
     entries = []
     sizes = [path.stat().st_size for path in case.files]
     for path, size in zip(case.files, sizes, strict=True):
@@ -336,9 +354,16 @@ def seal_case(
         locale=case.locale,
         fields=case.fields,
         files=tuple(entries),
+        reply_public_key=None if receipt is None else receipt.reply_public_key,
     )
     sealed = envelope.seal_manifest(manifest, public_key)
     entry = bundle.Entry(new_id(), new_id(), "report", today(), len(entries))
+    if receipt is not None:
+        entry = dataclasses.replace(
+            entry,
+            reply_public_key=crypto.b64encode(receipt.reply_public_key),
+            receipt_lookup=crypto.b64encode(receipt.lookup),
+        )
     members = [bytes_member(bundle.manifest_name(entry.id), sealed)]
     members += [
         _blob_member(bundle.blob_name(entry.id, i), path, file_entry, progress)

@@ -8,6 +8,11 @@ languages read from the compiled catalogues with the standard `gettext` module. 
 loads anything: its own Content-Security-Policy allows only its inline script and style, by
 their hashes, and no connection at all.
 
+Made from the site's key file (or by the site itself), it also holds the site's receipt salt and
+cost (see `receipts`): the page then makes each case's receipt with Argon2id in the browser,
+seals the case's reply key inside it, and shows the receipt to the relay. Made from a key file
+without them, it seals as before and the site makes the receipt at upload.
+
 The file holds no date and nothing of the machine that made it, so the same key and the same
 build give the same bytes, whose SHA-256 can be published.
 
@@ -23,7 +28,7 @@ import json
 from html import escape
 from pathlib import Path
 
-from portal.formats import crypto, questionnaire, shipped
+from portal.formats import crypto, questionnaire, receipts, shipped
 from portal.offline import sealer_texts
 
 SCRIPT = shipped.SEALER_SCRIPT
@@ -63,7 +68,13 @@ def texts() -> tuple[str, ...]:
         wanted += [section.title, section.intro]
         for field in section.fields:
             wanted += [field.label, *([field.help] if field.help else [])]
-            wanted += [label for _value, label in field.choices]
+            # Territories are named by CLDR, not by the catalogues: only "other" is translated.
+            choices = [
+                (v, lbl) for v, lbl in field.choices if not field.territories or v == "other"
+            ]
+            wanted += [label for _value, label in choices]
+            if field.kind == questionnaire.SELECT:
+                wanted.append(sealer_texts.CHOOSE)
     return tuple(dict.fromkeys(wanted))
 
 
@@ -132,6 +143,25 @@ def field_markup(field: questionnaire.Field) -> str:
     if field.kind == questionnaire.TEXTAREA:
         rows = 10 if field.name == "description" else 4
         control = f'<textarea {common} rows="{rows}"></textarea>'
+    elif field.kind == questionnaire.SELECT:
+        # The places keep their English (CLDR) names here: the file carries no territory names
+        # in other languages. The values are the same ISO codes as the site's.
+        named = sorted(
+            (item for item in field.choices if item[0] != "other"), key=lambda item: item[1]
+        )
+        options = "".join(f'<option value="{_e(v)}">{_e(label)}</option>' for v, label in named)
+        other = _t(field.choice_label("other"), "option", ' value="other"')
+        choose = _t(sealer_texts.CHOOSE, "option", ' value=""')
+        control = (
+            f'<select name="{field.name}" id="{field.name}"{required}{described}>'
+            f"{choose}{options}{other}</select>"
+        )
+    elif field.pattern:
+        numeric = ' inputmode="numeric"' if field.kind == questionnaire.COUNT else ""
+        control = (
+            f'<input type="text" {common} autocomplete="off" pattern="{field.pattern}" dir="ltr"'
+            f"{numeric}>"
+        )
     else:
         control = f'<input type="text" {common} autocomplete="off">'
     return f'<div class="field">\n{label}{_help(field)}\n{control}\n</div>\n'
@@ -224,8 +254,22 @@ def _build_script(path: Path) -> str:
     return script.strip()
 
 
-def build(public_key: bytes, *, script_path: Path = SCRIPT) -> bytes:
-    """The sealer file for this key, as UTF-8 bytes; the same key and build give the same bytes."""
+def _receipt_attributes(site: receipts.Published | None) -> str:
+    """The site's receipt salt and cost, as attributes the page's script reads."""
+    if site is None:
+        return ""
+    salt = base64.b64encode(site.salt).decode("ascii")
+    return (
+        f' data-receipt-salt="{salt}" data-receipt-opslimit="{site.opslimit}"'
+        f' data-receipt-memlimit="{site.memlimit}"'
+    )
+
+
+def build(
+    public_key: bytes, *, script_path: Path = SCRIPT, site: receipts.Published | None = None
+) -> bytes:
+    """The sealer file for this key (and the site's receipt salt and cost, when given), as
+    UTF-8 bytes; the same inputs and build give the same bytes."""
     script = _build_script(script_path)
     style = STYLESHEET.read_text(encoding="utf-8").strip() + "\n" + EXTRA_STYLE.strip()
     table = translations()
@@ -248,8 +292,9 @@ def build(public_key: bytes, *, script_path: Path = SCRIPT) -> bytes:
             f'class="fingerprint" dir="ltr" translate="no" id="sealer-fingerprint">{fingerprint}',
             f"</code></p>\n{_t(s.COMPARE, 'p')}\n",
             '<pre class="keyfile" dir="ltr" translate="no" id="sealer-key" data-team-key="',
-            f'{key_b64}">{key_b64}</pre>\n</section>\n',
+            f'{key_b64}"{_receipt_attributes(site)}>{key_b64}</pre>\n</section>\n',
             '<p id="sealer-refused" class="notice" role="alert" data-t="" hidden></p>\n',
+            '<p id="sealer-receipt-note" data-t="" hidden></p>\n',
             '<div id="sealer-app" hidden>\n',
             '<form id="sealer-form" novalidate>\n',
             '<div id="sealer-problems" class="error-summary" role="alert" tabindex="-1" hidden>',

@@ -50,6 +50,8 @@ ATTACHMENTS_HELP = N_(
 REQUIRED = N_("(required)")
 OPTIONAL = N_("(optional)")
 REQUIRED_IF = N_("(required if it applies)")
+# The empty first entry of a list to choose from (the countries).
+CHOOSE = N_("Choose")
 
 # What the page's script says while it works.
 SCRIPT = (
@@ -86,6 +88,24 @@ SCRIPT = (
     N_(
         "The key in this file does not match the fingerprint it shows: the file was changed. Do "
         "not use it. Get the sealer again from the portal, or ask the team."
+    ),
+    # Receipts made in the browser (js/receipts.js), when the file carries the site's salt.
+    N_(
+        "Making the case's receipt on this computer (this can take a minute in a browser at a "
+        "high security level)…"
+    ),
+    N_("Receipt of this case:"),
+    N_(
+        "Keep it safe: it opens the case's follow-up page and the team's replies. It was made on "
+        "this computer and never sent anywhere, so nobody can give it again."
+    ),
+    N_(
+        "This sealer was made from a key file without the site's receipt salt and cost, so the "
+        "site will make each case's receipt when its file is uploaded."
+    ),
+    N_(
+        "receipts.txt holds the receipts of these cases. It is as sensitive as the cases: keep it "
+        "as safe as they are and never upload it."
     ),
     # A CSV of cases that cannot be read (js/cases.js).
     N_("A quoted cell is not closed."),
@@ -124,4 +144,5 @@ PAGE = (
     REQUIRED,
     OPTIONAL,
     REQUIRED_IF,
+    CHOOSE,
 )

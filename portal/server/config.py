@@ -40,6 +40,10 @@ FOLLOW_UP_WINDOW_SECONDS = 10
 # One browser session's own budget: a person opens their case, adds to it, mistypes a digit or
 # two; ten tries a minute is far beyond that, and far below the site's budget.
 FOLLOW_UP_SESSION_BUDGET = "10 per minute;30 per hour"
+# One browser session's parts of resumable uploads (and its questions about how far they got):
+# about a megabyte each, so this is a gigabyte a minute, beyond any connection to an onion
+# service, while a loop of empty requests is still cut short.
+UPLOAD_PART_SESSION_BUDGET = "1000 per minute;20000 per hour"
 
 
 def cores() -> int:
@@ -89,6 +93,8 @@ class Config:
     login_rate_limit: str
     max_uploads: int
     upload_wait_seconds: int
+    upload_expiry_hours: int
+    upload_part_rate_limit: str
 
     @property
     def blob_dir(self) -> Path:
@@ -192,4 +198,8 @@ def load_config(
         login_rate_limit=env.get("PORTAL_LOGIN_RATE_LIMIT", "10 per minute;60 per hour"),
         max_uploads=_int(env, "PORTAL_MAX_UPLOADS", 200, minimum=1),
         upload_wait_seconds=_int(env, "PORTAL_UPLOAD_WAIT_SECONDS", 60),
+        # A resumable upload left unfinished this long is removed (see `portal.server.resumable`).
+        upload_expiry_hours=_int(env, "PORTAL_UPLOAD_EXPIRY_HOURS", 24, minimum=1),
+        upload_part_rate_limit=env.get("PORTAL_UPLOAD_PART_RATE_LIMIT")
+        or UPLOAD_PART_SESSION_BUDGET,
     )

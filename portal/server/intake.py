@@ -19,17 +19,39 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.formats import bundle, crypto, envelope, receipts
-from portal.formats.questionnaire import FieldValues
+from portal.formats.questionnaire import N_, FieldValues
 from portal.server import offload, storage, tickets
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
 from portal.web.uploads import Part
 
 REPLY_KIND = "reply"
+TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
+DAMAGED_UPLOAD = N_(
+    "The sealed report was damaged on the way, so nothing was stored. Please send it again."
+)
+NOT_A_CASE_FILE = N_(
+    "This file is not a sealed case file, so none of it was stored. Only a file made by the "
+    "portal's sealing tool for organisations (its name ends in .sealed) can be uploaded here. To "
+    "send photos or documents, attach them to the report form instead."
+)
+DAMAGED_CASE_FILE = N_(
+    "This sealed case file is damaged or incomplete, so none of it was stored. Seal the case "
+    "again and upload the new file."
+)
 
 
 class Refused(Exception):
-    """An upload that breaks the rules; the message is for the person who sent it."""
+    """An upload that breaks the rules; the message is for the person who sent it.
+
+    `message` is English marked for translation, with `%(name)s` placeholders filled from
+    `params`: the page shows it in its own language, and `str()` gives the English.
+    """
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 class TooLong(Refused):
@@ -44,7 +66,13 @@ class TicketUsed(Refused):
     """The ticket of a browser-sealed report already made a case."""
 
 
-TICKET_USED = "This report was already received; it was not stored a second time."
+TICKET_USED = N_("This report was already received; it was not stored a second time.")
+NO_REPLY_KEY = N_("The sealed case file names a receipt but no reply key; seal it again.")
+MALFORMED_RECEIPT = N_("The sealed case file's receipt is malformed; seal it again.")
+LOOKUP_TAKEN = N_(
+    "This sealed case file was already received (its receipt belongs to a case), so it was not "
+    "stored a second time. If it is a new case, seal it again: each sealing makes a new receipt."
+)
 
 
 class QuotaExceeded(Exception):
@@ -119,12 +147,16 @@ def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
     return ticket, derived.reply_public_key
 
 
-def _case_from_ticket(
-    services: Services, session: Session, ticket: str, binding: bytes
+def case_from_ticket(
+    services: Services,
+    session: Session,
+    ticket: str,
+    binding: bytes,
+    max_age: float | None = tickets.MAX_AGE_SECONDS,
 ) -> tuple[str, Case]:
     """The receipt and new case a ticket stands for; refused when it cannot be used (again)."""
     try:
-        opened = tickets.open_ticket(services.installation_secret, ticket, binding)
+        opened = tickets.open_ticket(services.installation_secret, ticket, binding, max_age=max_age)
     except tickets.TicketError as exc:
         raise TicketRefused(str(exc)) from exc
     # The lookup value is unique to a case: a ticket already used finds the case it made.
@@ -146,7 +178,7 @@ def find_case(services: Services, session: Session, receipt: str) -> tuple[Case,
     return case, derived
 
 
-def _store(
+def store_staged(
     services: Services,
     session: Session,
     staging: storage.Staging,
@@ -216,11 +248,11 @@ def seal_on_arrival(
     A report opens a new case and returns its receipt; a follow-up joins `case`.
     """
     if len(parts) > envelope.MAX_FILES:
-        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
     files = []
     for part in parts:
         if part.key is None:
-            raise Refused("An attachment was not sealed on arrival.")
+            raise Refused(DAMAGED_UPLOAD)
         files.append(
             envelope.FileEntry(
                 part.filename[:255] or "attachment",
@@ -243,7 +275,7 @@ def seal_on_arrival(
         raise TooLong(str(exc)) from exc
     _name_blobs(staging, parts)
     staging.write(storage.MANIFEST, sealed)
-    submission = _store(
+    submission = store_staged(
         services,
         session,
         staging,
@@ -276,34 +308,32 @@ def accept_sealed(
     upload held beyond what was staged.
     """
     if extra_parts:
-        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
     manifests = [p for p in parts if p.field == "manifest"]
     blobs = [p for p in parts if p.field == "blob"]
     if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
-        raise Refused(
-            "The upload must hold one sealed manifest and the sealed files, nothing else."
-        )
+        raise Refused(DAMAGED_UPLOAD)
     try:
         count = int(declared_files)
     except ValueError:
-        raise Refused("The upload does not say how many files it holds.") from None
+        raise Refused(DAMAGED_UPLOAD) from None
     if count != len(blobs):
-        raise Refused(f"The upload says it holds {count} files but holds {len(blobs)}.")
+        raise Refused(DAMAGED_UPLOAD)
     if count > envelope.MAX_FILES:
-        raise Refused(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
     try:
         envelope.check_sealed_manifest_length(manifests[0].size)
         for index, blob in enumerate(blobs):
             envelope.check_blob_length(blob.size, index)
     except envelope.EnvelopeError as exc:
-        raise Refused(str(exc)) from exc
+        raise Refused(DAMAGED_UPLOAD) from exc
     receipt = None
     if case is None:
-        receipt, case = _case_from_ticket(services, session, ticket, binding)
+        receipt, case = case_from_ticket(services, session, ticket, binding)
     os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
     _name_blobs(staging, blobs)
     try:
-        submission = _store(
+        submission = store_staged(
             services,
             session,
             staging,
@@ -321,22 +351,46 @@ def accept_sealed(
     return receipt, submission
 
 
+def _relay_receipt(entry: bundle.Entry) -> tuple[bytes, bytes] | None:
+    """The lookup value and reply key a relay's case file brings, when it made its receipt."""
+    if entry.receipt_lookup is None:
+        return None
+    if entry.reply_public_key is None:
+        raise Refused(NO_REPLY_KEY)
+    try:
+        lookup = crypto.b64decode(entry.receipt_lookup, receipts.LOOKUP_BYTES)
+        key = crypto.b64decode(entry.reply_public_key, crypto.KEY_BYTES)
+    except crypto.CryptoError as exc:
+        raise Refused(MALFORMED_RECEIPT) from exc
+    return lookup, key
+
+
 def accept_case_file(
     services: Services, session: Session, staging: storage.Staging, part: Part
-) -> tuple[str, Submission]:
-    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it."""
+) -> tuple[str | None, Submission]:
+    """Store a relay's sealed case file (a bundle of one report) as it is, after checking it.
+
+    When the relay made the case's receipt, the case opens with the lookup value and reply key
+    of its index entry, and no receipt is returned: the relay's tool showed it, the site never
+    saw it. Otherwise the site makes the receipt here and returns it.
+    """
     if part.not_bundle:
-        raise Refused(
-            "This file is not a sealed case file made by `portal seal` (it does not begin with "
-            "a bundle's index), so none of it was stored."
-        )
+        raise Refused(NOT_A_CASE_FILE)
     source = staging.path / part.name
     try:
         with bundle.Reader(source) as reader:
             if len(reader.entries) != 1 or reader.entries[0].kind != "report":
-                raise Refused("A sealed case file holds exactly one report.")
+                raise Refused(
+                    N_(
+                        "A sealed case file holds exactly one report; this one holds something "
+                        "else, so none of it was stored."
+                    )
+                )
             reader.check_structure()
             entry = reader.entries[0]
+            relayed = _relay_receipt(entry)
+            if relayed is not None and _lookup_taken(session, relayed[0]):
+                raise Refused(LOOKUP_TAKEN)
             with (
                 reader.open(bundle.manifest_name(entry.id)) as src,
                 staging.open(storage.MANIFEST) as out,
@@ -349,23 +403,38 @@ def accept_case_file(
                 ):
                     _copy(src, out)
     except envelope.EnvelopeError as exc:
-        raise Refused(str(exc)) from exc
+        raise Refused(DAMAGED_CASE_FILE) from exc
     except (tarfile.TarError, EOFError) as exc:
         # The headers listed the pieces, but a piece breaks off before its recorded end.
-        raise Refused("The sealed case file is truncated or damaged.") from exc
+        raise Refused(DAMAGED_CASE_FILE) from exc
     source.unlink()
-    receipt, case, _derived = new_case(services, session)
-    submission = _store(
-        services,
-        session,
-        staging,
-        case,
-        kind="report",
-        sealed_by="relay-tool",
-        source="relay",
-        file_count=entry.files,
-    )
+    receipt: str | None = None
+    if relayed is None:
+        receipt, case, _derived = new_case(services, session)
+    else:
+        case = _add_case(session, *relayed)
+    try:
+        submission = store_staged(
+            services,
+            session,
+            staging,
+            case,
+            kind="report",
+            sealed_by="relay-tool",
+            source="relay",
+            file_count=entry.files,
+        )
+    except IntegrityError:
+        if relayed is None:
+            raise
+        # The same case file, sent twice at once: the other upload made the case first.
+        raise Refused(LOOKUP_TAKEN) from None
     return receipt, submission
+
+
+def _lookup_taken(session: Session, lookup: bytes) -> bool:
+    """Whether a case already has this receipt lookup value."""
+    return session.scalar(select(Case.id).where(Case.receipt_lookup == lookup)) is not None
 
 
 def _copy(src: object, out: object) -> None:

@@ -20,6 +20,7 @@ from flask import Flask, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from portal.server import resumable
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
 from portal.web.kept import MAX_AGE_SECONDS as KEPT_SECONDS
@@ -81,12 +82,16 @@ def sweep(services: Services) -> int:
 
 
 def sweep_stale(services: Services) -> int:
-    """While running: remove staging folders untouched for a day (uploads cut off for good) and
-    kept folders older than the token that could claim them."""
+    """While running: remove staging folders untouched for a day (uploads cut off for good),
+    kept folders older than the token that could claim them, and resumable uploads (and their
+    finished markers) untouched for `PORTAL_UPLOAD_EXPIRY_HOURS`."""
     now = time.time()
     store = services.store
-    return _remove_older(store.incoming, now - STALE_SECONDS) + _remove_older(
-        store.kept, now - KEPT_SECONDS
+    expiry = services.config.upload_expiry_hours * 3600
+    return (
+        _remove_older(store.incoming, now - STALE_SECONDS)
+        + _remove_older(store.kept, now - KEPT_SECONDS)
+        + resumable.Uploads(store.uploads).sweep(expiry, now)
     )
 
 

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.formats import crypto
+from portal.formats import crypto, receipts
 from portal.server import db, storage
 from portal.server.config import Config, ConfigError
 from portal.server.models import Submission
@@ -40,6 +40,21 @@ class Services:
     def team_fingerprint(self) -> str:
         """The team key's fingerprint."""
         return crypto.fingerprint(self.team_public_key)
+
+    @property
+    def receipt_site(self) -> receipts.Published:
+        """The receipt salt and cost this site publishes with its key."""
+        return receipts.published(self.installation_secret, *self.config.receipt_limits)
+
+    @property
+    def published_key_text(self) -> str:
+        """The key file the site serves: the team key file, with its receipt salt and cost
+        in two more comment lines before the key line (relays make receipts with them)."""
+        comments, _, key_line = self.team_key_text.rstrip("\n").rpartition("\n")
+        return (
+            f"{comments}\n# This site's receipts (portal seal and the offline sealer use them):\n"
+            f"{self.receipt_site.lines()}{key_line}\n"
+        )
 
     def storage_used(self, session: Session) -> int:
         """Sealed bytes currently stored."""

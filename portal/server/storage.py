@@ -5,9 +5,11 @@ A request writes into a private staging folder under `sealed/.incoming/`, fsyncs
 renames the folder into place and fsyncs the parent, and only then does the caller commit the
 database row. A crash at any moment leaves either a complete submission or leftovers that
 `sweep()` removes at the next start. Attachments kept across a form that came back with a
-problem wait in `sealed/.kept/` (see `portal.web.kept`); staging and kept folders count towards the
-storage quota like stored submissions. File times are set to midnight UTC of the day, so the
-file system does not keep the time of day a submission arrived.
+problem wait in `sealed/.kept/` (see `portal.web.kept`), and resumable uploads of browser-sealed
+envelopes in `sealed/.uploads/` (see `server.resumable`); staging, kept and upload folders count
+towards the storage quota like stored submissions, an upload for all it was declared to hold.
+File times are set to midnight UTC of the day, so the file system does not keep the time of day
+a submission arrived.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from typing import BinaryIO
 
 INCOMING = ".incoming"
 KEPT = ".kept"
+UPLOADS = ".uploads"
+# In an upload's folder: the bytes it was declared to hold, counted before they arrive.
+RESERVED = "reserved"
+SPECIAL = (INCOMING, KEPT, UPLOADS)
 MANIFEST = "manifest.sealed"
 
 
@@ -90,12 +96,14 @@ class BlobStore:
         self.root = root
         self.incoming = root / INCOMING
         self.kept = root / KEPT
+        self.uploads = root / UPLOADS
 
     def ensure(self) -> None:
         """Create the folders, private to the service's user."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.incoming.mkdir(mode=0o700, exist_ok=True)
         self.kept.mkdir(mode=0o700, exist_ok=True)
+        self.uploads.mkdir(mode=0o700, exist_ok=True)
 
     def stage(self) -> Staging:
         """A new, empty staging folder."""
@@ -125,7 +133,8 @@ class BlobStore:
         try:
             os.utime(target, (stamp, stamp))
             _fsync_dir(self.root)
-            _fsync_dir(self.incoming)
+            # Where the files came from: a request's staging, or a resumable upload's folder.
+            _fsync_dir(staging.path.parent)
         except OSError:
             # Not durable, so not stored: no folder without its row is left behind.
             shutil.rmtree(target, ignore_errors=True)
@@ -145,16 +154,30 @@ class BlobStore:
         """The ids of every submission folder on disk."""
         if not self.root.exists():
             return set()
-        return {
-            p.name for p in self.root.iterdir() if p.is_dir() and p.name not in (INCOMING, KEPT)
-        }
+        return {p.name for p in self.root.iterdir() if p.is_dir() and p.name not in SPECIAL}
 
     def staging_bytes(self) -> int:
-        """The bytes in staging and kept folders: on disk, though not yet stored."""
-        return sum(folder_bytes(folder) for folder in (self.incoming, self.kept))
+        """The bytes in staging, kept and upload folders: on disk, though not yet stored.
+
+        An unfinished upload counts for what it was declared to hold, or for what it holds if
+        that is more: room promised to it must not be given to others meanwhile.
+        """
+        total = sum(folder_bytes(folder) for folder in (self.incoming, self.kept))
+        try:
+            uploads = list(os.scandir(self.uploads))
+        except FileNotFoundError:
+            return total
+        for entry in uploads:
+            if entry.is_dir(follow_symlinks=False):
+                total += max(folder_bytes(Path(entry.path)), _reserved(Path(entry.path)))
+        return total
 
     def sweep(self, known_ids: set[str]) -> int:
-        """Remove staging and kept leftovers and folders with no database row; return how many."""
+        """Remove staging and kept leftovers and folders with no database row; return how many.
+
+        Unfinished resumable uploads stay: their browsers resume them after a restart too, and
+        the expiry sweep removes those left too long.
+        """
         removed = 0
         for folder in (self.incoming, self.kept):
             if not folder.exists():
@@ -167,6 +190,13 @@ class BlobStore:
             shutil.rmtree(self.root / orphan, ignore_errors=True)
             removed += 1
         return removed
+
+
+def _reserved(folder: Path) -> int:
+    try:
+        return int((folder / RESERVED).read_text("ascii"))
+    except (OSError, ValueError):
+        return 0
 
 
 def folder_bytes(path: Path) -> int:

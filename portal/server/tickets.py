@@ -96,9 +96,17 @@ def issue(
 
 
 def open_ticket(
-    installation_secret: bytes, text: str, binding: bytes, now: float | None = None
+    installation_secret: bytes,
+    text: str,
+    binding: bytes,
+    now: float | None = None,
+    max_age: float | None = MAX_AGE_SECONDS,
 ) -> Ticket:
-    """Open a ticket sent back with an upload; TicketError unless it is whole, ours and fresh."""
+    """Open a ticket sent back with an upload; TicketError unless it is whole, ours and fresh.
+
+    `max_age` None skips the age: a resumable upload checked its ticket's age when it began, and
+    may take longer than a ticket lives (it has an expiry of its own).
+    """
     if not text or len(text) > MAX_TEXT:
         raise TicketError("no ticket")
     try:
@@ -118,6 +126,6 @@ def open_ticket(
         raise TicketError("from another session")
     age = (clock() if now is None else now) - made
     # Several servers' clocks may differ a little; a ticket from further ahead is suspect.
-    if not -CLOCK_SKEW_SECONDS <= age <= MAX_AGE_SECONDS:
+    if age < -CLOCK_SKEW_SECONDS or (max_age is not None and age > max_age):
         raise TicketError("too old")
     return Ticket(receipts.format_receipt(digits.decode("ascii")), lookup, reply_public_key)

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from portal.formats.questionnaire import N_
 from portal.server import intake
-from portal.web import gate, limits, uploads
+from portal.web import gate, limits, presenting, uploads
 
 log = logging.getLogger("portal")
 KEPT = N_("Everything you typed is still below; attachments must be chosen again.")
@@ -27,14 +27,6 @@ KEPT = N_("Everything you typed is still below; attachments must be chosen again
 def _(text: str) -> str:
     """`text` in the page's language (Flask-Babel's gettext, with its type)."""
     return str(gettext(text))
-
-
-def _human_size(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}".replace(".0 ", " ")
-        n //= 1024
-    return str(n)
 
 
 def wait_sentence(seconds: int | None) -> str:
@@ -75,7 +67,7 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
     def _too_large(error: RequestEntityTooLarge) -> tuple[str, int]:
         uploads.release()
         limit = error.limit if isinstance(error, uploads.FormTooLarge) else max_upload_bytes
-        return render_template("errors/too_large.html", limit=_human_size(limit)), 413
+        return render_template("errors/too_large.html", limit=presenting.filesize(limit)), 413
 
     @app.errorhandler(intake.QuotaExceeded)
     def _full(error: intake.QuotaExceeded) -> tuple[str, int]:

@@ -38,6 +38,7 @@ CHOOSER_PURPOSE = N_("Report intimidation or reprisals for cooperating with the 
 SAME_PAGE_AFTER_POST = {
     "public.submit_post": "public.submit",
     "public.follow_up_post": "public.follow_up",
+    "public.case_file_post": "public.case_file",
 }
 
 log = logging.getLogger("portal")
@@ -85,7 +86,9 @@ def language_links() -> list[LanguageLink]:
     endpoint = request.endpoint or ""
     if request.blueprint != "public":
         endpoint = "public.index"
-    elif request.method != "GET":
+    elif request.method != "GET" or request.view_args:
+        # A page whose address holds more than its language (an upload's, answering with an
+        # error page) has no twin to link to: its form's page, or the landing page, does.
         endpoint = SAME_PAGE_AFTER_POST.get(endpoint, "public.index")
     lang = current()
     return [

@@ -18,12 +18,13 @@ import contextlib
 import io
 import tarfile
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from flask import Request, request
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
-from werkzeug.sansio.multipart import File
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from portal.formats import bundle, crypto, envelope
 from portal.server import storage
@@ -44,7 +45,8 @@ class MalformedBody(BadRequest):
 
 
 class FormTooLarge(RequestEntityTooLarge):
-    """A body other than multipart larger than the form-memory limit (`limit` bytes)."""
+    """A form whose text is larger than the form-memory limit (`limit` bytes): a body other
+    than multipart, or the text parts of a multipart body taken together."""
 
     def __init__(self, limit: int) -> None:
         """Name the limit, for the page that says it."""
@@ -265,6 +267,59 @@ class _PartParser(MultiPartParser):
         return self._uploads.new_stream(
             event.name, event.filename or "", event.headers.get("content-type") or ""
         )
+
+    def parse(
+        self, stream: IO[bytes], boundary: bytes, content_length: int | None
+    ) -> tuple[MultiDict[str, str], MultiDict[str, FileStorage]]:
+        """Werkzeug's parsing loop, with one budget for all text parts together.
+
+        Werkzeug limits each text part to the form-memory size, and the number of parts; so a
+        body of hundreds of text parts could still hold hundreds of megabytes in memory. Here
+        the text of the whole form is held to the form-memory size; files stream as before.
+        """
+        budget = self.max_form_memory_size
+        decoder = MultipartDecoder(
+            boundary, max_form_memory_size=budget, max_parts=self.max_form_parts
+        )
+        fields: list[tuple[str, str]] = []
+        files: list[tuple[str, FileStorage]] = []
+        text_bytes = 0
+        part: Field | File | None = None
+        pieces: list[bytes] = []
+        stream_out: Any = None
+        while True:
+            data = stream.read(self.buffer_size)
+            decoder.receive_data(data or None)
+            event = decoder.next_event()
+            while not isinstance(event, Epilogue | NeedData):
+                if isinstance(event, Field):
+                    part, pieces, stream_out = event, [], None
+                elif isinstance(event, File):
+                    part, stream_out = event, self.start_file_streaming(event, content_length)
+                elif isinstance(event, Data) and part is not None:
+                    if stream_out is None:
+                        text_bytes += len(event.data)
+                        if budget is not None and text_bytes > budget:
+                            raise FormTooLarge(budget)
+                        pieces.append(event.data)
+                    else:
+                        stream_out.write(event.data)
+                    if not event.more_data:
+                        if stream_out is None:
+                            charset = self.get_part_charset(part.headers)
+                            fields.append((part.name, b"".join(pieces).decode(charset, "replace")))
+                        else:
+                            stream_out.seek(0)
+                            storage_ = FileStorage(
+                                stream_out, getattr(part, "filename", None), part.name,
+                                headers=part.headers,
+                            )  # fmt: skip
+                            files.append((part.name, storage_))
+                        part = None
+                event = decoder.next_event()
+            if isinstance(event, Epilogue) or not data:
+                break
+        return self.cls(fields), self.cls(files)
 
 
 class _FormParser(FormDataParser):

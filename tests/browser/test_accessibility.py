@@ -183,9 +183,9 @@ def receipt_page(browser: Browser, site: LiveSite, lang: str) -> None:
     browser.goto(f"{site.url}/{lang}/submit")
     fill_minimal_report(browser)
     if browser.javascript_enabled:
-        browser.click("#report-form button[type=submit]")
+        browser.click("#send-report")
     else:
-        browser.submit_and_wait("#report-form button[type=submit]")
+        browser.submit_and_wait("#send-report")
     browser.wait_for(".receipt-number", timeout=30)
 
 
@@ -205,6 +205,25 @@ def submit_problems(browser: Browser, site: LiveSite, lang: str) -> None:
     browser.goto(f"{site.url}/{lang}/submit")
     post_unchecked(browser, "#report-form")
     browser.wait_for(".error-summary")
+
+
+def submit_checked(browser: Browser, site: LiveSite, lang: str) -> None:
+    """The report form sent empty with its send button: with scripts, the page script's own
+    problem summary; without, the server's."""
+    browser.goto(f"{site.url}/{lang}/submit")
+    if browser.javascript_enabled:
+        browser.click("#send-report")
+    else:
+        browser.submit_and_wait("#send-report")
+    browser.wait_for(".error-summary")
+
+
+def case_file_refused(browser: Browser, site: LiveSite, lang: str) -> None:
+    """The organisations' upload page after a file that is not a sealed case file."""
+    browser.goto(f"{site.url}/{lang}/sealed-case")
+    browser.set_files("#case_file", [Path(__file__)])
+    browser.submit_and_wait("main form button[type=submit]")
+    browser.wait_for("[data-error-message]")
 
 
 def follow_up_problem(browser: Browser, site: LiveSite, lang: str) -> None:
@@ -254,6 +273,9 @@ PAGES: dict[str, Callable[[Browser, LiveSite, str], None]] = {
     "index": path("/"),
     "submit": path("/submit"),
     "submit-problems": submit_problems,
+    "submit-checked": submit_checked,
+    "sealed-case": path("/sealed-case"),
+    "sealed-case-refused": case_file_refused,
     "receipt": receipt_page,
     "follow-up": path("/follow-up"),
     "follow-up-problem": follow_up_problem,
@@ -331,26 +353,35 @@ def test_report_while_it_is_sent_and_when_sending_failed(
     chromium: Chromium, module_site: LiveSite, axe_script: Path, lang: str
 ) -> None:
     # What the sealing script shows: status, progress and the cancel button while the upload
-    # hangs, then the message when the connection fails. Scripts off, none of this exists.
+    # hangs, the message while it waits to try again after the connection failed, and the page
+    # once cancelled. Scripts off, none of this exists.
     held: list[Any] = []
 
     def hold(route: Any) -> None:
         held.append(route)
 
-    chromium.page.route("**/submit/sealed", hold)
+    chromium.page.route("**/submit/uploads", hold)
     try:
         chromium.goto(f"{module_site.url}/{lang}/submit")
         fill_minimal_report(chromium)
-        chromium.click("#report-form button[type=submit]")
+        chromium.click("#send-report")
         chromium.wait_for("#seal-cancel")
         assert chromium.is_visible("#seal-status")
         audit(chromium, axe_script, f"report being sent in {lang}")
+        sending = chromium.text("#seal-status").strip()
         held[0].abort("connectionfailed")
+        chromium.page.wait_for_function(
+            "said => document.getElementById('seal-status').textContent.trim() !== said",
+            arg=sending,
+        )
+        retrying = (chromium.page.text_content("#seal-msg-retrying") or "").strip()
+        assert chromium.text("#seal-status").strip() == retrying
+        audit(chromium, axe_script, f"report after a failed connection in {lang}")
+        chromium.click("#seal-cancel")
         chromium.wait_for("#report-form:not([aria-busy])", visible=False)
         assert chromium.text("#seal-status").strip()
-        audit(chromium, axe_script, f"report after a failed connection in {lang}")
     finally:
-        chromium.page.unroute("**/submit/sealed")
+        chromium.page.unroute("**/submit/uploads")
 
 
 # --- The staff site -------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from conftest import TeamKeys
 
 from portal.cli import main
-from portal.formats import bundle, crypto, questionnaire, receipts
+from portal.formats import bundle, crypto, questionnaire, receipts, territories
 from portal.server import replies
 
 from .conftest import LiveSite
@@ -67,13 +67,19 @@ def scripts_run(browser: Firefox | Chromium) -> bool:
 def report_answers(marker: str) -> Answers:
     """An answer to every question of the report form, each text holding its own marker.
 
-    The choices open every conditional question: a representative relaying the case (so
-    consent to relay is asked), "other" in every list that has it, and contact through another
-    channel (so the channel is asked).
+    The choices open every conditional question: an urgent case sent by a relative for a person
+    who cannot be asked, "other" in every list that has it, and contact through another channel
+    (so the channel is asked).
     """
     answers: Answers = {}
     for spec in questionnaire.REPORT_FIELDS:
-        if spec.kind == questionnaire.TEXT:
+        if spec.kind == questionnaire.SELECT:
+            answers[spec.name] = "KE" if spec.name == "country" else "UG"
+        elif spec.kind == questionnaire.MONTH:
+            answers[spec.name] = "2025-03"
+        elif spec.kind == questionnaire.COUNT:
+            answers[spec.name] = "12"
+        elif spec.kind == questionnaire.TEXT:
             answers[spec.name] = f"{marker}-{spec.name} ünïcode 报复 «quoted»"
         elif spec.kind == questionnaire.TEXTAREA:
             answers[spec.name] = f"{marker}-{spec.name} first line\nsecond line: مرحبا"
@@ -82,8 +88,10 @@ def report_answers(marker: str) -> Answers:
         else:
             answers[spec.name] = [spec.choices[0][0], spec.choices[-1][0]]
     answers.update(
-        submitter_role="representative",
-        relay_consent="unable",
+        urgent="yes",
+        submitter_role="relative",
+        consent_of="person_not_reachable",
+        group_women="5",
         consent_raise="no",
         consent_report="anonymous",
         consent_contact="other_channel",
@@ -144,6 +152,8 @@ def fill_answers(browser: Firefox | Chromium, answers: Answers) -> None:
                 browser.check(f'input[name="{name}"][value="{item}"]')
         elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.RADIO:
             browser.check(f'input[name="{name}"][value="{value}"]')
+        elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.SELECT:
+            browser.select(f"#{name}", value)
         else:
             browser.fill(f"#{name}", value)
 
@@ -171,6 +181,15 @@ def sealed_by(browser: Firefox | Chromium) -> str | None:
 def posts(site: LiveSite, path: str) -> list[bytes]:
     """The bodies of every POST to path the site received."""
     return [r.body for r in site.recorder.records() if r.method == "POST" and r.path == path]
+
+
+def sealed_upload(site: LiveSite, start: str) -> bytes:
+    """What one browser-sealed upload sent: its creation (with the sealed manifest) under
+    `start` (`/en/submit`, `/en/follow-up`), then every part, in order."""
+    records = site.recorder.records()
+    created = [r.body for r in records if r.method == "POST" and r.path == f"{start}/uploads"]
+    assert len(created) == 1, f"{len(created)} uploads begun"
+    return created[0] + b"".join(r.body for r in records if r.method == "PATCH")
 
 
 def assert_never_sent(site: LiveSite, secrets_: Sequence[str], samples: Sequence[bytes]) -> None:
@@ -295,7 +314,7 @@ def test_journey(
     fill_answers(browser, answers)
     browser.set_files("#attachments", [f.path for f in files])
     browser.screenshot(shots / "report-filled.png")
-    send(browser, "#report-form button[type=submit]", RECEIPT)
+    send(browser, "#send-report", RECEIPT)
     receipt = browser.text(RECEIPT)
     assert len(receipt.replace(" ", "")) == 25, receipt
     assert sealed_by(browser) == sealing
@@ -304,7 +323,7 @@ def test_journey(
     secret_texts = [*text_markers(marker, answers), *(f.marker for f in files)]
     if sealing == "browser":
         assert not posts(live_site, "/en/submit"), "the form was posted in the clear"
-        [upload] = posts(live_site, "/en/submit/sealed")
+        upload = sealed_upload(live_site, "/en/submit")
         # The recording holds the whole upload, so finding nothing in it means something.
         assert len(upload) > sum(len(f.data) for f in files)
         assert_never_sent(live_site, [*secret_texts, files[1].name], plaintext_samples(files))
@@ -329,7 +348,7 @@ def test_journey(
     if sealing == "browser":
         # The receipt was made before sealing, and travelled only inside the ticket.
         assert len(posts(live_site, "/en/submit/prepare")) == 1
-        assert b'name="ticket"' in posts(live_site, "/en/submit/sealed")[0]
+        assert b'name="ticket"' in posts(live_site, "/en/submit/uploads")[0]
         assert not live_site.recorder.contains(receipt.replace(" ", "").encode())
     reply_text = f"Reply {marker}: thank you. Could you say more about the travel ban? — شكرا"
     offline.reply(live_site, report["folder"], reply_text)
@@ -351,7 +370,7 @@ def test_journey(
     assert sealed_by(browser) == sealing
     browser.screenshot(shots / "follow-up-done.png", full_page=False)
     if sealing == "browser":
-        [upload] = posts(live_site, "/en/follow-up/sealed")
+        upload = sealed_upload(live_site, "/en/follow-up")
         assert len(upload) > len(later.data)
         assert not [body for body in posts(live_site, "/en/follow-up") if ADD_STEP in body]
         assert_never_sent(
@@ -373,6 +392,40 @@ def test_journey(
     assert follow_up["fields"] == {"description": more}
     assert_files_came_back(follow_up, [later])
     assert team_copy["fields"] == {"message": reply_text}
+
+
+FIREFOX_LEVELS = ("firefox-standard", "firefox-safer", "firefox-safest")
+
+
+@levels(*FIREFOX_LEVELS)
+@pytest.mark.parametrize("lang", ["en", "ar", "zh"])
+def test_an_urgent_case_sent_by_a_relative(
+    browser: Firefox | Chromium, live_site: LiveSite, offline: Offline, lang: str
+) -> None:
+    """The whole new form in English, Arabic and Chinese at Tor Browser's three levels: an
+    urgent case sent by a relative for a person who cannot be asked. The receipt says what to
+    expect; offline, every new answer is there and report.txt says URGENT first."""
+    marker = f"MARK{secrets.token_hex(6)}"
+    answers = report_answers(marker)
+    browser.goto(f"{live_site.url}/{lang}/submit")
+    fill_answers(browser, answers)
+    browser.screenshot(screenshot_dir(f"journeys/{browser.name}") / f"urgent-{lang}.png")
+    send(browser, "#send-report", RECEIPT)
+    assert browser.is_visible("#urgent-note"), "the receipt says nothing of the urgency"
+    sealing = "browser" if scripts_run(browser) else "server"
+    assert browser.attribute(DONE_PAGE, "data-sealed-by") == sealing
+
+    [report] = offline.export_and_decrypt()
+    assert (report["locale"], report["sealed_by"]) == (lang, sealing)
+    assert report["fields"] == answers
+    new = ("urgent", "urgent_details", "consent_of", "consent_share_un", "country",
+           "state_responsible", "incident_from", "incident_to", "cooperation_from",
+           "group_size", "group_women", "earlier_reference")  # fmt: skip
+    assert all(report["fields"].get(name) for name in new)
+    text = (report["folder"] / "report.txt").read_text(encoding="utf-8")
+    assert text.splitlines()[2] == "URGENT:      someone is in immediate danger"
+    assert "Kenya [KE]" in text
+    assert "Uganda [UG]" in text
 
 
 @levels(*ALL_LEVELS)
@@ -405,8 +458,10 @@ def test_a_20_mib_attachment_is_sealed_in_the_browser_and_comes_back_whole(
     marker = f"MARK{secrets.token_hex(6)}"
     answers: Answers = {
         "description": f"{marker}-description A recording of the threats.",
+        "consent_of": "self",
         "consent_raise": "yes",
         "consent_report": "no",
+        "consent_share_un": "no",
         "consent_contact": "portal",
     }
     big = attachment(
@@ -416,11 +471,11 @@ def test_a_20_mib_attachment_is_sealed_in_the_browser_and_comes_back_whole(
     fill_answers(browser, answers)
     browser.set_files("#attachments", [big.path])
     started = time.monotonic()
-    send(browser, "#report-form button[type=submit]", RECEIPT)
+    send(browser, "#send-report", RECEIPT)
     seconds = time.monotonic() - started
     assert sealed_by(browser) == "browser"
     assert not posts(live_site, "/en/submit")
-    [upload] = posts(live_site, "/en/submit/sealed")
+    upload = sealed_upload(live_site, "/en/submit")
     assert len(upload) > len(big.data)
     assert_never_sent(live_site, [f"{marker}-description", big.marker], plaintext_samples([big]))
 
@@ -437,6 +492,7 @@ _FOCUSED = """
 const e = document.activeElement;
 if (!e || e === document.body) return null;
 return {tag: e.tagName.toLowerCase(), type: e.type || '', name: e.getAttribute('name') || '',
+        id: e.id || '',
         value: e.value || '', checked: !!e.checked, form: e.form ? e.form.id : ''};
 """
 # Playwright's names for the keys, and WebDriver's code points for them.
@@ -511,7 +567,7 @@ def test_the_report_form_by_keyboard_alone(
         now = focused(browser)
         if now is None or now["form"] != "report-form":
             continue
-        if now["tag"] == "button" and now["type"] == "submit":
+        if now["id"] == "send-report":
             break
         name, wanted = now["name"], answers.get(now["name"])
         if wanted is None:
@@ -533,6 +589,12 @@ def test_the_report_form_by_keyboard_alone(
         elif now["tag"] == "textarea" or now["type"] == "text":
             assert isinstance(wanted, str)
             keyboard.type(wanted)
+        elif now["tag"] == "select":
+            # Typing a name chooses it, as in any list box.
+            keyboard.type(territories.ENGLISH_NAMES[str(wanted)])
+            after = focused(browser)
+            assert after is not None
+            assert after["value"] == wanted, after
         else:
             continue
         answered.add(name)

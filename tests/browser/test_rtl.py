@@ -94,7 +94,13 @@ def test_arabic_labels_sit_at_the_right_of_their_fields(
         else:
             # A label above its text box starts where the box starts: on the right.
             assert abs(field["labelRight"] - field["controlRight"]) <= 1, field
-            assert field["labelLeft"] >= field["controlLeft"] - 1, field
+            # A short box (a month, a number) ends before its label does, on the left.
+            short = (
+                field["controlRight"] - field["controlLeft"]
+                < field["labelRight"] - field["labelLeft"]
+            )
+            if not short:
+                assert field["labelLeft"] >= field["controlLeft"] - 1, field
     for legend in found["legends"]:
         assert abs(legend["legendRight"] - legend["fieldsetRight"]) <= 1, legend
     phone.screenshot(screenshot_dir("rtl") / "ar-submit.png")

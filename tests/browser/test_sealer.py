@@ -13,6 +13,7 @@ At Safest (no scripts) the file says it needs scripts and names `portal seal`.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -20,9 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from portal.formats import crypto
+from portal.formats import crypto, receipts
 from portal.offline import sealer, sealer_texts
+from portal.server.models import Case
 
 from .conftest import LEVEL_BROWSERS, LiveSite
 from .harness import Chromium, Firefox, browser_unavailable, launch
@@ -246,3 +249,49 @@ def test_an_empty_required_answer_is_named_and_nothing_is_saved(
     assert browser.count("a[data-sealed-file]") == 0
     with contextlib.suppress(Exception):
         assert not browser.is_visible("#sealer-done")
+
+
+@pytest.mark.parametrize("sealer_browser", ["chromium-standard"], indirect=True)
+def test_the_site_s_sealer_makes_the_receipt_and_seals_the_reply_key_inside(
+    sealer_browser: tuple[Firefox | Chromium, Path, ConnectionRecorder],
+    live_site: LiveSite,
+    offline: Offline,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
+    browser, downloads, _recorder = sealer_browser
+    page = tmp_path / "sealer.html"
+    # The file the site offers, made from its key with its receipt salt and cost.
+    page.write_bytes(live_site.app.test_client().get("/en/key/sealer.html").data)
+    browser.goto(page.as_uri())
+    browser.wait_for("#sealer-form")
+    assert not browser.is_visible("#sealer-receipt-note")
+    browser.fill("#description", ANSWERS["en"])
+    browser.check("input[name=consent_raise][value=no]")
+    browser.check("input[name=consent_report][value=anonymous]")
+    browser.check("input[name=consent_contact][value=no]")
+    browser.click("#sealer-form button[type=submit]")
+    browser.wait_for("a[data-sealed-file]", SEAL_TIMEOUT)
+    receipt = browser.attribute("code[data-receipt]", "data-receipt")
+    assert receipt
+    assert re.fullmatch(r"\d{5}( \d{5}){4}", receipt)
+    assert "never sent anywhere" in browser.text("#sealer-saved")
+    sealed = _saved(browser, downloads)
+    assert receipt.replace(" ", "").encode() not in sealed.read_bytes()
+
+    browser.goto(f"{live_site.url}/en/submit")
+    browser.set_files("#case_file", [sealed])
+    browser.submit_and_wait("section.relay button[type=submit]", wait_for=".receipt-relayed")
+    assert browser.count(".receipt-number") == 0
+    services = live_site.app.extensions["portal"]
+    derived = receipts.derive(
+        receipt, services.installation_secret, *services.config.receipt_limits
+    )
+    with services.sessions() as session:
+        case = session.scalars(select(Case)).one()
+        assert (case.receipt_lookup, case.reply_public_key) == (
+            derived.lookup,
+            derived.reply_public_key,
+        )
+    [record] = offline.export_and_decrypt()
+    assert record["reply_public_key"] == crypto.b64encode(derived.reply_public_key)
+    assert record["reply_public_key_from"] == "manifest"

@@ -9,6 +9,7 @@ import {
 import {
   fromBase64, fromHex, loadVectors, pattern, sha256Hex, toHex,
 } from './helpers.mjs';
+import { deriveReceipt, newReceipt, publishedSite } from '../../js/receipts.js';
 
 describe('sealed_box.json', () => {
   const { vectors } = loadVectors('sealed_box.json');
@@ -129,5 +130,37 @@ describe('envelope.json', () => {
       const blob = await encryptBlob(new Blob([pattern(file.size)]), fromBase64(entry.key));
       assert.equal(await sha256Hex(blob), file.blob_sha256);
     });
+  });
+});
+
+describe('receipt.json', () => {
+  const { salt_b64: salt, vectors } = loadVectors('receipt.json');
+  test('has vectors', () => assert.ok(vectors.length > 0));
+  for (const vector of vectors) {
+    test(`receipt ${vector.receipt} derives the site's lookup and reply key`, async () => {
+      const site = publishedSite({
+        receiptSalt: salt,
+        receiptOpslimit: String(vector.opslimit),
+        receiptMemlimit: String(vector.memlimit),
+      });
+      const fractions = [];
+      const derived = await deriveReceipt(vector.receipt, site, (f) => fractions.push(f));
+      assert.equal(toHex(derived.lookup), vector.lookup);
+      assert.equal(toHex(derived.replyPublicKey), vector.reply_public_key);
+    });
+  }
+  test('new receipts read as the site writes them, every digit in every place', () => {
+    const made = Array.from({ length: 400 }, () => newReceipt());
+    for (const receipt of made) assert.match(receipt, /^\d{5}( \d{5}){4}$/);
+    assert.equal(new Set(made).size, made.length);
+    for (let place = 0; place < 29; place += 1) {
+      if (place % 6 === 5) continue;
+      assert.equal(new Set(made.map((r) => r[place])).size, 10);
+    }
+  });
+  test('a malformed salt or cost is refused', () => {
+    assert.equal(publishedSite({}), null);
+    assert.throws(() => publishedSite({ receiptSalt: 'AAAA', receiptOpslimit: '1', receiptMemlimit: '8192' }), /malformed/);
+    assert.throws(() => publishedSite({ receiptSalt: salt, receiptOpslimit: 'x', receiptMemlimit: '8192' }), /malformed/);
   });
 });

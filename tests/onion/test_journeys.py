@@ -177,9 +177,9 @@ class StaffSession:
             "/login",
             fields={
                 "csrf_token": token,
-                "name": portal.staff.name,
-                "passphrase": portal.staff.passphrase,
-                "code": portal.staff.code(),
+                "name": portal.web.staff.name,
+                "passphrase": portal.web.staff.passphrase,
+                "code": portal.web.staff.code(),
             },
         )
         assert answer.status == 303, text(answer)

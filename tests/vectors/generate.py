@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import nacl.bindings as sodium
+import nacl.pwhash
 
 HERE = Path(__file__).resolve().parent
 CHUNK = 65536
@@ -240,6 +241,36 @@ def main() -> None:
                 for size, key in zip(sizes, file_keys, strict=True)
             ],
         },
+    )
+
+    # Receipts: Argon2id over the 25 digits, salted with a personalised hash of the
+    # installation's secret; the lookup is BLAKE2b of the first half, the reply key pair is
+    # libsodium's seed key pair of the second.
+    secret = fixed("installation secret")
+    salt = hashlib.blake2b(secret, digest_size=16, person=b"portal-rcpt-salt").digest()
+    receipt_vectors = []
+    for digits, opslimit, memlimit in (
+        ("0123456789012345678901234", 1, 8192),
+        ("9876543210987654321098765", 2, 65536),
+    ):
+        stretched = nacl.pwhash.argon2id.kdf(
+            64, digits.encode(), salt, opslimit=opslimit, memlimit=memlimit
+        )
+        public, _secret = sodium.crypto_box_seed_keypair(stretched[32:])
+        receipt_vectors.append(
+            {
+                "receipt": " ".join(digits[i : i + 5] for i in range(0, 25, 5)),
+                "opslimit": opslimit,
+                "memlimit": memlimit,
+                "lookup": hashlib.blake2b(
+                    stretched[:32], digest_size=32, person=b"portal-lookup"
+                ).hexdigest(),
+                "reply_public_key": public.hex(),
+            }
+        )
+    write(
+        "receipt.json",
+        {"installation_secret": secret.hex(), "salt_b64": b64(salt), "vectors": receipt_vectors},
     )
 
 

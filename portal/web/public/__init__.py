@@ -26,8 +26,9 @@ from wtforms import ValidationError
 
 from portal.formats import envelope, questionnaire
 from portal.formats.questionnaire import N_
+from portal.server import intake
 from portal.server.services import Services, current
-from portal.web import headers, i18n, limits, uploads
+from portal.web import headers, i18n, limits, presenting, uploads
 from portal.web.limits import limiter
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
@@ -40,11 +41,9 @@ def _(text: str, **variables: str) -> str:
 
 
 ATTACHMENTS = "attachments"
-# The file parts the report form stores; any other is let go unwritten.
-REPORT_FILE_FIELDS = frozenset({ATTACHMENTS, uploads.CASE_FILE})
-# A hidden input of the relay's upload form, so that posting it with no file chosen is told
-# apart from an empty report.
-RELAY_FORM = "relay_upload"
+# The file parts the report form stores; any other (a sealed case file sent to the wrong page)
+# is let go unwritten.
+REPORT_FILE_FIELDS = frozenset({ATTACHMENTS})
 # What the problem summary calls each field: the same words as the label on its page (the
 # follow-up form's "description" is labelled "New information").
 REPORT_LABELS = {f.name: f.label for f in questionnaire.REPORT_FIELDS} | {
@@ -161,6 +160,11 @@ def _no_case() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def refusal(exc: intake.Refused) -> str:
+    """Why an upload was refused, in the page's language."""
+    return _(exc.message, **{k: str(v) for k, v in exc.params.items()})
+
+
 def register(app: Flask) -> None:
     """Add the public pages and the language chooser to an app."""
     app.register_blueprint(bp)
@@ -185,7 +189,10 @@ def register(app: Flask) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.globals["field_label"] = _field_label
-    app.jinja_env.filters["filesize"] = _filesize
+    app.jinja_env.globals["choice_labels"] = presenting.choice_labels
+    app.jinja_env.globals["pattern_problem"] = presenting.pattern_problem
+    app.jinja_env.globals["problem_line"] = presenting.problem_line
+    app.jinja_env.filters["filesize"] = presenting.filesize
 
 
 def _field_label(name: str) -> str:
@@ -194,13 +201,5 @@ def _field_label(name: str) -> str:
     return labels.get(name, name)
 
 
-def _filesize(size: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if size < 1000:
-            return f"{size} {unit}"
-        size //= 1000
-    return f"{size} GB"
-
-
 # The views register themselves on `bp` when their modules are imported.
-from portal.web.public import followup, pages, report, sealed  # noqa: E402, F401
+from portal.web.public import casefile, followup, pages, report, resumable, sealed  # noqa: E402, F401

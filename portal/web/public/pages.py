@@ -11,6 +11,7 @@ from flask import (
     render_template,
 )
 
+from portal.formats import receipts
 from portal.offline import sealer
 from portal.server.services import current
 from portal.web import headers, resources
@@ -38,8 +39,8 @@ def key() -> str:
     return render_template(
         "public/key.html",
         fingerprint=services.team_fingerprint,
-        key_text=services.team_key_text,
-        sealer_sha256=_sealer_sha256(services.team_public_key),
+        key_text=services.published_key_text,
+        sealer_sha256=_sealer_sha256(services.team_public_key, services.receipt_site),
         script_sha256=_script_sha256(),
     )
 
@@ -47,7 +48,8 @@ def key() -> str:
 @bp.get("/key/sealer.html")
 def sealer_file() -> Response:
     """The offline sealer made for the site's key: the same bytes whatever the page's language."""
-    made = _sealer_file(current().team_public_key)
+    services = current()
+    made = _sealer_file(services.team_public_key, services.receipt_site)
     if made is None:
         abort(404)
     # Never a page of this site: the file runs its own script, so it is only ever downloaded
@@ -60,18 +62,19 @@ def sealer_file() -> Response:
 
 
 @functools.lru_cache(maxsize=4)
-def _sealer_file(public_key: bytes) -> bytes | None:
-    """The sealer for a key, made once per process; None (and a log line) when it cannot be."""
+def _sealer_file(public_key: bytes, site: receipts.Published) -> bytes | None:
+    """The sealer for a key and the site's receipts, made once per process; None (and a log
+    line) when it cannot be."""
     try:
-        return sealer.build(public_key)
+        return sealer.build(public_key, site=site)
     except sealer.SealerError as exc:
         log.warning("The offline sealer is not offered: %s", exc)
         return None
 
 
-def _sealer_sha256(public_key: bytes) -> str | None:
+def _sealer_sha256(public_key: bytes, site: receipts.Published) -> str | None:
     """The SHA-256 of the sealer the site offers, shown beside the download."""
-    made = _sealer_file(public_key)
+    made = _sealer_file(public_key, site)
     return sealer.sha256(made) if made else None
 
 
@@ -85,9 +88,10 @@ def _script_sha256() -> str | None:
 
 @bp.get("/key/team.pub")
 def key_file() -> Response:
-    """The team's public key file, for relays that seal offline."""
+    """The team's public key file, for relays that seal offline, with the site's receipt salt
+    and cost so that their tools can make each case's receipt and reply key themselves."""
     return Response(
-        current().team_key_text,
+        current().published_key_text,
         mimetype="text/plain",
         headers={"Content-Disposition": "attachment; filename=team.pub"},
     )

@@ -7,7 +7,6 @@ from flask import (
     request,
 )
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
 from portal.formats import questionnaire
@@ -18,7 +17,6 @@ from portal.web.public import (
     ALL_TOO_LONG,
     ATTACHMENTS,
     CHOOSE_AGAIN,
-    RELAY_FORM,
     REPORT_FILE_FIELDS,
     _,
     _csrf_problem,
@@ -28,7 +26,6 @@ from portal.web.public import (
     bp,
     report_limit,
 )
-from portal.web.public.pages import _sealer_sha256
 
 # ---------------------------------------------------------------------------------------------
 # The report
@@ -46,6 +43,8 @@ def render_report(
     return render_template(
         "public/submit.html",
         sections=questionnaire.REPORT_SECTIONS,
+        details_title=questionnaire.DETAILS_TITLE,
+        details_intro=questionnaire.DETAILS_INTRO,
         values=_echo(values, questionnaire.REPORT_FIELDS),
         problems={p.field: p.message for p in problems or ()},
         problem_list=problems or [],
@@ -53,7 +52,6 @@ def render_report(
         kept_files=kept_files or [],
         kept_token=kept.token(kept_files or []),
         csrf_token=generate_csrf(),
-        sealer_sha256=_sealer_sha256(services.team_public_key),
         **_sealing_page(services),
     ), status
 
@@ -111,10 +109,8 @@ def submit_post() -> tuple[str, int]:
         form = request.form
         if form.get(questionnaire.HONEYPOT):
             return _quietly_dropped(staged)
-        relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
+        staged.finish()
         problem = _csrf_problem(form)
-        if relay or form.get(RELAY_FORM):
-            return _accept_case_file(services, session, staged, relay, problem)
         files = kept.restore(form, staged, services.store)
         files += [p for p in staged.parts if p.field == ATTACHMENTS]
         files, file_problems = _within_file_limit(staged, files)
@@ -138,36 +134,7 @@ def submit_post() -> tuple[str, int]:
             kept_files = _keep(services, staged, files, problems, trusted=True)
             return render_report(form, problems, None, kept_files, 400)
         staged.committed = True
-    return render_template("public/receipt.html", receipt=receipt, sealed_by="server"), 200
-
-
-def _accept_case_file(
-    services: Services,
-    session: Session,
-    staged: uploads.Uploads,
-    relay: list[uploads.Part],
-    problem: str | None,
-) -> tuple[str, int]:
-    """A relay's sealed case file, from the form below the report form (it has no fields)."""
-    if problem:
-        return render_report(
-            notice=_(
-                "This form had expired, so the sealed case file was not received. Please choose "
-                "it again and upload it."
-            ),
-            status=400,
-        )
-    if not relay:
-        return render_report(notice=_("Choose the sealed case file to upload."), status=400)
-    if len(relay) != 1 or len(staged.parts) != 1:
-        return render_report(
-            notice=_("Send one sealed case file at a time, without other attachments."), status=400
-        )
-    try:
-        receipt, _submission = intake.accept_case_file(services, session, staged.staging, relay[0])
-    except intake.Refused as exc:
-        return render_report(
-            notice=_("The sealed case file was refused: %(reason)s", reason=str(exc)), status=400
-        )
-    staged.committed = True
-    return render_template("public/receipt.html", receipt=receipt, sealed_by="relay-tool"), 200
+    urgent = values.get(questionnaire.URGENT) == "yes"
+    return render_template(
+        "public/receipt.html", receipt=receipt, sealed_by="server", urgent=urgent
+    ), 200

@@ -21,6 +21,7 @@ from portal.web.public import (
     _quietly_dropped,
     bp,
     follow_up_limit,
+    refusal,
     report_limit,
     sealed_report_limit,
 )
@@ -91,7 +92,7 @@ def _sealed(kind: str) -> tuple[str, int]:
             # The script asks for a fresh ticket on every try: sending again is the remedy.
             return render_template("public/refused.html", reason=_expired()), 400
         except intake.Refused as exc:
-            return render_template("public/refused.html", reason=str(exc)), 400
+            return render_template("public/refused.html", reason=refusal(exc)), 400
         staged.committed = True
     if kind == "follow-up":
         return render_template("public/follow_up_done.html", sealed_by="browser"), 200
