@@ -44,8 +44,10 @@ MiB = 1024**2
 BLOCK = 1024 * 1024
 REPORT = {
     "description": "Travel ban after speaking at the Human Rights Council.",
+    "consent_of": "self",
     "consent_raise": "no",
     "consent_report": "anonymous",
+    "consent_share_un": "yes",
     "consent_contact": "portal",
 }
 PLAIN_APP = '''

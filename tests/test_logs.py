@@ -170,8 +170,10 @@ def _marked_requests(served: Served) -> list[str]:
     token, cookie = csrf(served)
     report = {
         "description": f"body-{MARK}",
+        "consent_of": "self",
         "consent_raise": "no",
         "consent_report": "anonymous",
+        "consent_share_un": "yes",
         "consent_contact": "portal",
         "csrf_token": token,
     }

@@ -41,8 +41,10 @@ READ_TIMEOUT = 2
 MIN_RATE = 20_000
 REPORT = {
     "description": "Travel ban after speaking at the Human Rights Council.",
+    "consent_of": "self",
     "consent_raise": "no",
     "consent_report": "anonymous",
+    "consent_share_un": "yes",
     "consent_contact": "portal",
 }
 UPLOAD_BYTES = int(os.environ.get("PORTAL_TEST_UPLOAD_BYTES", 8 * 1024 * 1024))

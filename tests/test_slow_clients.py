@@ -41,8 +41,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 REPORT = {
     "description": "Detained at the airport on the way back from Geneva.",
+    "consent_of": "self",
     "consent_raise": "no",
     "consent_report": "anonymous",
+    "consent_share_un": "yes",
     "consent_contact": "portal",
 }
 SLOW_RATE = 1500  # bytes a second, about a Tor upload of a large file

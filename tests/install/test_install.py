@@ -319,8 +319,10 @@ def test_the_installed_server_takes_a_report_with_scripts_off(served: tuple[int,
     fields = {
         "csrf_token": match.group(1).decode(),
         "description": "Banned from travel after speaking at the Council.",
+        "consent_of": "self",
         "consent_raise": "no",
         "consent_report": "anonymous",
+        "consent_share_un": "yes",
         "consent_contact": "portal",
     }
     # As a browser with scripts off sends the form: multipart, with an attachment.

@@ -32,8 +32,10 @@ from .torlab import SERVICE_DROPPED_KEYWORDS, SocksError, TorError, http_request
 pytestmark = [pytest.mark.onion, pytest.mark.slow]
 
 REPORT_FIELDS = {
+    "consent_of": "self",
     "consent_raise": "no",
     "consent_report": "anonymous",
+    "consent_share_un": "yes",
     "consent_contact": "portal",
 }
 # What a browser-sealed upload may take on a loaded machine; a form post is quicker.
