@@ -24,7 +24,7 @@ def _tool() -> object:
 
 def test_the_snapshot_is_what_babel_gives_now() -> None:
     tool = _tool()
-    assert (PACKAGE / "territories.py").read_text(encoding="utf-8") == tool.render()  # type: ignore[attr-defined]
+    assert (PACKAGE / "formats" / "territories.py").read_text(encoding="utf-8") == tool.render()  # type: ignore[attr-defined]
 
 
 def test_the_list_is_iso_3166_with_kosovo_and_without_regions_or_reserved_codes() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from babel import Locale
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "portal" / "territories.py"
+OUT = ROOT / "portal" / "formats" / "territories.py"
 EXCEPTIONALLY_RESERVED = frozenset({"AC", "CP", "CQ", "DG", "EA", "EU", "EZ", "IC", "TA", "UN"})
 USER_ASSIGNED = re.compile(r"^(AA|Q[M-Z]|X[A-Z]|ZZ)$")
 KEPT_USER_ASSIGNED = frozenset({"XK"})
