@@ -155,7 +155,8 @@ def measure(folder: Path, secret: bytes, size: int, with_ratio: bool) -> None:
     sealed = folder / "case.sealed"
     seal = run_command([
         "seal", "--to", str(folder / "team.pub"), "--out", str(sealed),
-        "--field", "description=benchmark", "--field", "consent_raise=no",
+        "--field", "description=benchmark", "--field", "consent_of=self",
+        "--field", "consent_share_un=yes", "--field", "consent_raise=no",
         "--field", "consent_report=no", "--field", "consent_contact=no", str(plain),
     ])  # fmt: skip
     plain.unlink()

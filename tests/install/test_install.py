@@ -146,6 +146,7 @@ def test_the_offline_profile_seals_and_opens_a_case_without_the_web_stack(
         ("portal", "fingerprint", "team.pub"),
         ("portal", "seal", "--to", "team.pub", "--out", "case.sealed",
          "--field", "description=Detained after speaking in Geneva.",
+         "--field", "consent_of=self", "--field", "consent_share_un=yes",
          "--field", "consent_raise=no", "--field", "consent_report=anonymous",
          "--field", "consent_contact=portal", "photo.jpg"),
         ("portal", "decrypt", "--key", "team.key", "--passphrase-file", "passphrase.txt",

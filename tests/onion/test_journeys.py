@@ -179,9 +179,9 @@ class StaffSession:
             "/login",
             fields={
                 "csrf_token": token,
-                "name": portal.web.staff.name,
-                "passphrase": portal.web.staff.passphrase,
-                "code": portal.web.staff.code(),
+                "name": portal.staff.name,
+                "passphrase": portal.staff.passphrase,
+                "code": portal.staff.code(),
             },
         )
         assert answer.status == 303, text(answer)
