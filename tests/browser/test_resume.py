@@ -157,8 +157,10 @@ def test_a_50_mib_upload_survives_three_cuts_and_comes_back_whole(
     marker = f"MARK{secrets.token_hex(6)}"
     answers: Answers = {
         "description": f"{marker} A recording of the threats, sent over a bad connection.",
+        "consent_of": "self",
         "consent_raise": "yes",
         "consent_report": "no",
+        "consent_share_un": "no",
         "consent_contact": "portal",
     }
     big = attachment(tmp_path, "recording.bin", SIZE, marker, "application/octet-stream")
