@@ -165,8 +165,10 @@ def test_a_case_sealed_from_disk_is_uploaded_and_opens_whole(
     assert browser.attribute("html", "dir") == ("rtl" if lang == "ar" else "ltr")
     browser.fill("#description", ANSWERS[lang])
     browser.check("input[name=violations][value=threats]")
+    browser.check("input[name=consent_of][value=self]")
     browser.check("input[name=consent_raise][value=no]")
     browser.check("input[name=consent_report][value=anonymous]")
+    browser.check("input[name=consent_share_un][value=no]")
     browser.check("input[name=consent_contact][value=no]")
     browser.set_files("#attachments", files)
     browser.click("#sealer-form button[type=submit]")
@@ -188,17 +190,21 @@ def test_a_case_sealed_from_disk_is_uploaded_and_opens_whole(
         assert len(recorder.connections) > recorded
     assert len(live_site.recorder.records()) == site_requests
 
-    browser.goto(f"{live_site.url}/{lang}/submit")
+    browser.goto(f"{live_site.url}/{lang}/sealed-case")
     browser.set_files("#case_file", [sealed])
-    browser.submit_and_wait("section.relay button[type=submit]", wait_for=".receipt-number code")
+    browser.submit_and_wait(
+        "form[enctype='multipart/form-data'] button[type=submit]", wait_for=".receipt-number code"
+    )
 
     [record] = offline.export_and_decrypt()
     assert record["sealed_by"] == "relay-tool"
     assert record["locale"] == lang
     assert record["fields"] == {
         "violations": ["threats"],
+        "consent_of": "self",
         "consent_raise": "no",
         "consent_report": "anonymous",
+        "consent_share_un": "no",
         "consent_contact": "no",
         "description": ANSWERS[lang],
     }
@@ -265,8 +271,10 @@ def test_the_site_s_sealer_makes_the_receipt_and_seals_the_reply_key_inside(
     browser.wait_for("#sealer-form")
     assert not browser.is_visible("#sealer-receipt-note")
     browser.fill("#description", ANSWERS["en"])
+    browser.check("input[name=consent_of][value=self]")
     browser.check("input[name=consent_raise][value=no]")
     browser.check("input[name=consent_report][value=anonymous]")
+    browser.check("input[name=consent_share_un][value=no]")
     browser.check("input[name=consent_contact][value=no]")
     browser.click("#sealer-form button[type=submit]")
     browser.wait_for("a[data-sealed-file]", SEAL_TIMEOUT)
@@ -277,9 +285,11 @@ def test_the_site_s_sealer_makes_the_receipt_and_seals_the_reply_key_inside(
     sealed = _saved(browser, downloads)
     assert receipt.replace(" ", "").encode() not in sealed.read_bytes()
 
-    browser.goto(f"{live_site.url}/en/submit")
+    browser.goto(f"{live_site.url}/en/sealed-case")
     browser.set_files("#case_file", [sealed])
-    browser.submit_and_wait("section.relay button[type=submit]", wait_for=".receipt-relayed")
+    browser.submit_and_wait(
+        "form[enctype='multipart/form-data'] button[type=submit]", wait_for=".receipt-relayed"
+    )
     assert browser.count(".receipt-number") == 0
     services = live_site.app.extensions["portal"]
     derived = receipts.derive(
