@@ -69,10 +69,6 @@ class ConnectionRecorder:
         self.server.close()
 
 
-# The upload button of the page for sealed case files.
-CASE_FILE_BUTTON = "form[action$='/sealed-case'] button[type=submit]"
-
-
 @pytest.fixture(scope="module")
 def sealer_browser(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -197,7 +193,9 @@ def test_a_case_sealed_from_disk_is_uploaded_and_opens_whole(
 
     browser.goto(f"{live_site.url}/{lang}/sealed-case")
     browser.set_files("#case_file", [sealed])
-    browser.submit_and_wait(CASE_FILE_BUTTON, wait_for=".receipt-number code")
+    browser.submit_and_wait(
+        "form[enctype='multipart/form-data'] button[type=submit]", wait_for=".receipt-number code"
+    )
 
     [record] = offline.export_and_decrypt()
     assert record["sealed_by"] == "relay-tool"
@@ -290,7 +288,9 @@ def test_the_site_s_sealer_makes_the_receipt_and_seals_the_reply_key_inside(
 
     browser.goto(f"{live_site.url}/en/sealed-case")
     browser.set_files("#case_file", [sealed])
-    browser.submit_and_wait(CASE_FILE_BUTTON, wait_for=".receipt-relayed")
+    browser.submit_and_wait(
+        "form[enctype='multipart/form-data'] button[type=submit]", wait_for=".receipt-relayed"
+    )
     assert browser.count(".receipt-number") == 0
     services = live_site.app.extensions["portal"]
     derived = receipts.derive(
