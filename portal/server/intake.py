@@ -23,7 +23,6 @@ from portal.formats.questionnaire import N_, FieldValues
 from portal.server import offload, storage, tickets
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
-from portal.web.uploads import Part
 
 REPLY_KIND = "reply"
 TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
@@ -227,7 +226,7 @@ def store_staged(
     return submission
 
 
-def _name_blobs(staging: storage.Staging, parts: Sequence[Part]) -> None:
+def _name_blobs(staging: storage.Staging, parts: Sequence[storage.StagedFile]) -> None:
     for index, part in enumerate(parts):
         os.rename(staging.path / part.name, staging.path / storage.blob_file(index))
 
@@ -240,7 +239,7 @@ def seal_on_arrival(
     kind: str,
     locale: str,
     fields: FieldValues,
-    parts: Sequence[Part],
+    parts: Sequence[storage.StagedFile],
     case: Case | None = None,
 ) -> tuple[str | None, Submission]:
     """Seal a form posted without JavaScript: files were sealed as they streamed in.
@@ -295,7 +294,7 @@ def accept_sealed(
     *,
     kind: str,
     declared_files: str,
-    parts: Sequence[Part],
+    parts: Sequence[storage.StagedFile],
     case: Case | None = None,
     ticket: str = "",
     binding: bytes = b"",
@@ -366,7 +365,7 @@ def _relay_receipt(entry: bundle.Entry) -> tuple[bytes, bytes] | None:
 
 
 def accept_case_file(
-    services: Services, session: Session, staging: storage.Staging, part: Part
+    services: Services, session: Session, staging: storage.Staging, part: storage.StagedFile
 ) -> tuple[str | None, Submission]:
     """Store a relay's sealed case file (a bundle of one report) as it is, after checking it.
 

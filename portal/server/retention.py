@@ -20,10 +20,9 @@ from flask import Flask, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.server import resumable
+from portal.server import resumable, storage
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
-from portal.web.kept import MAX_AGE_SECONDS as KEPT_SECONDS
 
 log = logging.getLogger("portal")
 
@@ -90,7 +89,7 @@ def sweep_stale(services: Services) -> int:
     expiry = services.config.upload_expiry_hours * 3600
     return (
         _remove_older(store.incoming, now - STALE_SECONDS)
-        + _remove_older(store.kept, now - KEPT_SECONDS)
+        + _remove_older(store.kept, now - storage.KEPT_MAX_AGE_SECONDS)
         + resumable.Uploads(store.uploads).sweep(expiry, now)
     )
 

@@ -20,7 +20,7 @@ import secrets
 import shutil
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 INCOMING = ".incoming"
 KEPT = ".kept"
@@ -51,6 +51,23 @@ def _fsync_dir(path: Path) -> None:
 
 def _midnight(day: date) -> float:
     return datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp()
+
+
+# Attachments kept across a form that came back with a problem live this long in `.kept`
+# (the life of the token that brings them back); the sweep removes them after it.
+KEPT_MAX_AGE_SECONDS = 6 * 3600
+
+
+class StagedFile(Protocol):
+    """What the server needs to know of one file part the web layer staged."""
+
+    field: str  # the form field it came in
+    name: str  # its file name in the staging folder
+    filename: str
+    content_type: str
+    size: int
+    key: bytes | None  # the file's key, for parts sealed on arrival
+    not_bundle: bool  # a case file whose start showed it is no bundle
 
 
 class Staging:

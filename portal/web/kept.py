@@ -37,7 +37,7 @@ from portal.server import storage
 from portal.server.config import Config
 from portal.web import uploads
 
-MAX_AGE_SECONDS = 6 * 3600
+MAX_AGE_SECONDS = storage.KEPT_MAX_AGE_SECONDS
 FIELD = "kept_files"
 KEEP = "keep_file"
 # Staged attachments are part-N when they arrive and kept-N once carried over a problem.

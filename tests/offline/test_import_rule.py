@@ -38,6 +38,8 @@ FORBIDDEN = (
     "portal.serve",
 )
 ALLOWED = {"formats": ("portal.formats",), "offline": ("portal.formats", "portal.offline")}
+# The server's data and storage stand below the web layer and the serving processes.
+SERVER_NEVER = ("portal.web", "portal.serve")
 OFFLINE_COMMANDS = ("keygen", "fingerprint", "seal", "decrypt", "reply", "cases", "sealer")
 
 
@@ -83,6 +85,16 @@ def test_each_room_imports_only_what_the_rule_allows(room: str) -> None:
         for module in modules(room)
         for line, name in portal_imports(module)
         if not name.startswith(tuple(f"{allowed}." for allowed in ALLOWED[room]))
+    ]
+    assert broken == []
+
+
+def test_the_server_imports_neither_the_web_layer_nor_the_serving_processes() -> None:
+    broken = [
+        f"{module}:{line} imports {name}"
+        for module in modules("server")
+        for line, name in portal_imports(module)
+        if name.startswith(tuple(f"{never}." for never in SERVER_NEVER))
     ]
     assert broken == []
 
