@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from portal.cli.keys import EXISTING_FILE, NEW_FILE, open_private_key
-from portal.formats import bundle, crypto, envelope, questionnaire
+from portal.formats import bundle, crypto, days, envelope, questionnaire
 from portal.offline import relay, replykeys
 
 
@@ -100,7 +100,7 @@ def seal_reply(
     manifest = envelope.Manifest(
         kind="reply", sealed_by="relay-tool", locale=locale, fields={"message": message}
     )
-    day = relay.today()
+    day = days.today_iso()
     entries, members = [], []
     for recipient, public_key in (("submitter", submitter_key), ("team", team_key)):
         # The submitter's entry names its key, so the server can refuse a reply sealed to a key

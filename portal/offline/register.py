@@ -20,7 +20,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +109,6 @@ CREATE INDEX changes_by_case ON changes(case_id);
 
 class RegisterError(Exception):
     """The register cannot be used as asked; the message says why and what to do."""
-
-
-def today() -> str:
-    """Today's date (UTC), the only time the register records."""
-    return datetime.now(UTC).date().isoformat()
 
 
 # ---------------------------------------------------------------------------------------------

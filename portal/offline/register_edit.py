@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from portal.formats import days
 from portal.offline import register
 
 NOTE_MAX = 20_000
@@ -61,7 +62,7 @@ def update(
                 done.append("consent change confirmed")
         conn.executemany(
             "INSERT INTO changes (case_id, day, what) VALUES (?, ?, ?)",
-            [(case, register.today(), what) for what in done],
+            [(case, days.today_iso(), what) for what in done],
         )
     return done
 
@@ -79,5 +80,5 @@ def add_note(conn: sqlite3.Connection, case: str, text: str) -> None:
         require_case(conn, case)
         conn.execute(
             "INSERT INTO notes (case_id, day, text) VALUES (?, ?, ?)",
-            (case, register.today(), text),
+            (case, days.today_iso(), text),
         )

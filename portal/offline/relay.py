@@ -24,11 +24,10 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from portal.formats import bundle, crypto, envelope, questionnaire, receipts
+from portal.formats import bundle, crypto, days, envelope, questionnaire, receipts
 
 ID_BYTES = 10  # 80 bits: 16 base32 characters
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
@@ -61,11 +60,6 @@ class Case:
 def new_id() -> str:
     """A fresh submission or case id: 80 random bits as 16 lowercase base32 characters."""
     return base64.b32encode(secrets.token_bytes(ID_BYTES)).decode("ascii").lower()
-
-
-def today() -> str:
-    """Today's date in UTC, the only time a bundle records."""
-    return datetime.now(UTC).date().isoformat()
 
 
 def known_fields() -> str:
@@ -357,7 +351,7 @@ def seal_case(
         reply_public_key=None if receipt is None else receipt.reply_public_key,
     )
     sealed = envelope.seal_manifest(manifest, public_key)
-    entry = bundle.Entry(new_id(), new_id(), "report", today(), len(entries))
+    entry = bundle.Entry(new_id(), new_id(), "report", days.today_iso(), len(entries))
     if receipt is not None:
         entry = dataclasses.replace(
             entry,

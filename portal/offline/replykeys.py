@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portal.formats import bundle, crypto, envelope
-from portal.offline import relay
+from portal.formats import bundle, crypto, days, envelope
 
 PIN_NAME = "reply-key.json"
 PIN_FORMAT = "portal-reply-key-pin"
@@ -166,7 +165,7 @@ def pin_from_record(case_folder: Path) -> Pin | None:
         case,
         key,
         source if source in SOURCES else INDEX,
-        relay.today(),
+        days.today_iso(),
         str(record.get("bundle", "an earlier run")),
     )
 
@@ -178,7 +177,7 @@ def check(
     the case's pin names another key (`what` names what named `found`, for the message)."""
     pin = read_pin(case_folder) or pin_from_record(case_folder)
     if pin is None:
-        return Pin(case, found.key, found.source, relay.today(), bundle_name), True
+        return Pin(case, found.key, found.source, days.today_iso(), bundle_name), True
     if pin.case != case:
         raise Mismatch(f"the reply key pin in {case_folder} is for case {pin.case}, not {case}")
     if pin.key != found.key:

@@ -15,14 +15,18 @@ import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flask import Flask, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.server import resumable, storage
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
+
+if TYPE_CHECKING:
+    # Only the sites hand their app in; the server commands run without the web stack.
+    from flask import Flask, Response
 
 log = logging.getLogger("portal")
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from portal.formats import crypto, receipts
+from portal.formats import crypto, days, receipts
 from portal.server import db, storage
 from portal.server.config import Config, ConfigError
 from portal.server.models import Submission
@@ -61,9 +60,8 @@ class Services:
         return int(session.scalar(select(func.coalesce(func.sum(Submission.size_bytes), 0))) or 0)
 
 
-def today() -> date:
-    """Today in UTC: the only time the portal keeps."""
-    return datetime.now(UTC).date()
+# The one clock (portal.formats.days), as the server's modules import it.
+today = days.today
 
 
 def read_team_key(path: Path) -> tuple[bytes, str]:
@@ -132,6 +130,9 @@ def load(config: Config) -> Services:
 
 def current() -> Services:
     """The services of the site handling the current request."""
+    # Imported here: the server commands load their services without the web stack.
+    from flask import current_app
+
     found = current_app.extensions["portal"]
     assert isinstance(found, Services)
     return found

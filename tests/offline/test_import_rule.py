@@ -160,3 +160,18 @@ def test_the_offline_half_runs_with_the_web_stack_blocked() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "none"
+
+
+def test_the_server_commands_load_their_services_without_the_web_layer() -> None:
+    # `portal init`, `export`, `purge` and `staff` need the database, not Flask.
+    code = textwrap.dedent(
+        """
+        import sys
+        import portal.cli.server, portal.cli.staff, portal.server.services
+        web = ("flask", "werkzeug", "jinja2", "flask_limiter", "flask_babel", "flask_wtf")
+        print(",".join(sorted(m for m in sys.modules if m.split(".")[0] in web)) or "none")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "none"

@@ -1,0 +1,19 @@
+"""The one clock the portal reads: the day, in UTC.
+
+No exact time is ever kept: bundles, the database, the register and file names hold the day
+only, so that what is kept cannot place a person at a moment.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+
+def today() -> date:
+    """Today in UTC."""
+    return datetime.now(UTC).date()
+
+
+def today_iso() -> str:
+    """Today in UTC as YYYY-MM-DD, as bundles and the register write it."""
+    return today().isoformat()
