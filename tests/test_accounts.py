@@ -174,7 +174,7 @@ def test_a_valid_code_with_a_wrong_passphrase_is_not_used_up(
     code = _code(made, clock)
     with pytest.raises(accounts.LoginRefused):
         accounts.authenticate(session, "amina", "wrong words", code)
-    accounts.authenticate(session, "amina", made.passphrase, code)
+    assert accounts.authenticate(session, "amina", made.passphrase, code).name == "amina"
 
 
 @pytest.mark.parametrize("code", ["", "12345", "1234567", "abcdef", "١٢٣٤٥٦", "12 34 5"])
@@ -187,7 +187,8 @@ def test_malformed_codes_are_refused(session: Session, clock: Clock, code: str) 
 def test_code_with_spaces_is_accepted(session: Session, clock: Clock) -> None:
     made = _account(session)
     code = _code(made, clock)
-    accounts.authenticate(session, "amina", made.passphrase, f" {code[:3]} {code[3:]} ")
+    member = accounts.authenticate(session, "amina", made.passphrase, f" {code[:3]} {code[3:]} ")
+    assert member.name == "amina"
 
 
 def test_failures_slow_down_then_lock(session: Session, clock: Clock) -> None:
