@@ -4,7 +4,7 @@
 
 The web form names the countries in the page's language straight from Babel; the offline half
 (relays' `portal seal`, the team's `portal decrypt`) installs without Babel, so it reads this
-snapshot. `tests/test_territories.py` fails when the snapshot and Babel disagree.
+snapshot. `tests/formats/test_territories.py` fails when the snapshot and Babel disagree.
 
 Which codes: every two-letter code Babel names, except ISO's exceptionally reserved codes (AC,
 CP, CQ, DG, EA, EU, EZ, IC, TA, UN: parts of countries, unions and organisations, not States or

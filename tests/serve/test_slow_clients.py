@@ -38,7 +38,7 @@ from servers import (
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = {
     "description": "Detained at the airport on the way back from Geneva.",
     "consent_of": "self",

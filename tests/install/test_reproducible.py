@@ -16,7 +16,7 @@ import pytest
 
 from portal.formats import crypto
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("verify_bundle", ROOT / "tools" / "verify_bundle.py")
 assert spec is not None
 assert spec.loader is not None

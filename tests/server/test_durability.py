@@ -40,7 +40,7 @@ from portal.formats import crypto
 from portal.server import intake, storage
 from portal.server.models import Submission
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UPLOADS = 20
 PIECE = 64 * 1024
 

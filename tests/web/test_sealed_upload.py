@@ -41,7 +41,7 @@ from portal.formats import bundle, crypto, envelope, receipts
 from portal.server import tickets
 from portal.server.models import Case, Submission
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEAL_CLI = ROOT / "tests" / "js" / "seal_cli.mjs"
 FIELDS: dict[str, envelope.FieldValue] = {
     **MINIMAL_REPORT,

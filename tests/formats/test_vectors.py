@@ -13,7 +13,7 @@ import pytest
 
 from portal.formats import crypto, envelope, receipts
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def load(name: str) -> Any:

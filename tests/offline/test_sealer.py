@@ -20,7 +20,7 @@ from portal.formats import crypto, questionnaire, receipts
 from portal.offline import sealer, sealer_texts
 from portal.web import resources
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY = bytes(range(32))
 pytestmark = pytest.mark.skipif(
     not sealer.SCRIPT.is_file(), reason="static/sealer.js is not built (npm run build)"

@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from portal.cli import main
 from portal.formats import bundle, crypto
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 65536
 PASSPHRASE = "a passphrase long enough"
 

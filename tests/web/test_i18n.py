@@ -29,7 +29,7 @@ from werkzeug.datastructures import MultiDict
 from portal.web import errors, i18n, limits
 from portal.web.public.followup import limited_follow_up
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "portal" / "translations"
 LANGUAGES = list(i18n.LANGUAGES)
 OTHERS = [lang for lang in LANGUAGES if lang != "en"]
