@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
 import click
 
 from portal.cli.keys import EXISTING_FILE, NEW_FILE
-from portal.formats import crypto, receipts
+from portal.formats import crypto, durable, receipts
 from portal.offline import sealer
 
 
@@ -39,12 +37,10 @@ def sealer_command(to_key: Path, out: Path, expected: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     if out.exists() or out.is_symlink():
         raise click.ClickException(f"{out} already exists; nothing was overwritten.")
-    temporary = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
     try:
-        temporary.write_bytes(data)
-        os.replace(temporary, out)
+        with durable.replacing(out, mode=0o644, overwrite=False, folder_sync_required=False) as f:
+            f.write(data)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise click.ClickException(f"{out} cannot be written: {exc}.") from exc
     click.echo(f"{out}  ({len(data)} bytes)")
     click.echo(f"Team key fingerprint: {crypto.fingerprint(public_key)}")

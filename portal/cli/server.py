@@ -6,7 +6,6 @@ They read the same `PORTAL_*` environment as the sites.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +14,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal.formats import bundle
+from portal.formats import bundle, durable
 from portal.server import db, exporting, retention
 from portal.server.config import ConfigError, load_config
 from portal.server.services import Services, ensure_secret, load, read_team_key
@@ -81,33 +80,18 @@ def export(out: Path, everything: bool) -> None:
         raise click.ClickException(f"The folder {out.parent} does not exist.")
     with command_services() as services, services.sessions() as session:
         chosen = (exporting.all_exportable if everything else exporting.pending)(session)
-        # A name of its own, so that an earlier export that was interrupted is no obstacle.
-        partial = out.with_name(f".{out.name}.{secrets.token_hex(4)}.partial")
+        # The bundle's name is durable before anything is marked exported: retention counts
+        # from that mark. A temporary name of its own keeps an interrupted export no obstacle.
         try:
-            with partial.open("xb") as handle:
+            with durable.replacing(out, overwrite=False) as handle:
                 for block in exporting.stream(services, chosen):
                     handle.write(block)
-                handle.flush()
-                os.fsync(handle.fileno())
-            partial.rename(out)
-            # The bundle's name is durable before anything is marked exported: retention
-            # counts from that mark.
-            _fsync_dir(out.parent)
         except (OSError, bundle.BundleError) as exc:
-            partial.unlink(missing_ok=True)
             raise click.ClickException(
                 f"The bundle could not be written ({exc}); nothing was marked exported."
             ) from exc
         exporting.mark_exported(session, [s.id for s in chosen])
     click.echo(f"Exported {len(chosen)} submission(s) to {out}.")
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @click.command()

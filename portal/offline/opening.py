@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from portal.formats import bundle, crypto, envelope
+from portal.formats import bundle, crypto, durable, envelope
 from portal.offline import replykeys
 from portal.offline.casetext import one_line, render_report
 from portal.offline.names import numbered, safe_name, suspicious_name
@@ -338,7 +338,7 @@ def _install(staging: Path, destination: Path, is_report: bool) -> None:
         staging.rmdir()
     if old.exists():
         shutil.rmtree(old)
-    _sync_folder(destination if is_report else destination.parent)
+    durable.sync_folder(destination if is_report else destination.parent)
 
 
 def _discard(staging: Path, new_case_folder: Path | None) -> None:
@@ -346,14 +346,6 @@ def _discard(staging: Path, new_case_folder: Path | None) -> None:
     if new_case_folder is not None:
         with contextlib.suppress(OSError):
             new_case_folder.rmdir()  # only if nothing else is in it
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _json_bytes(record: dict[str, Any]) -> bytes:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import csv
 import html
 import io
-import os
 import sqlite3
-import tempfile
 import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
-from portal.formats import questionnaire, territories
+from portal.formats import durable, questionnaire, territories
 from portal.offline import case_facts, names, opening, sniff
 from portal.offline.register_query import CaseRow, FileRow, all_files, all_notes, all_submissions
 from portal.offline.register_query import cases as case_rows
@@ -239,17 +237,8 @@ def render_csv(conn: sqlite3.Connection) -> str:
 
 
 def write_file(out: Path, name: str, text: str) -> None:
-    """Write OUT/name atomically (a unique temporary name, fsync, rename), readable by us only."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=out)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, out / name)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write OUT/name durably and atomically, readable by us only."""
+    durable.write_bytes(out / name, text.encode("utf-8"))
 
 
 def write_views(conn: sqlite3.Connection, out: Path) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from portal.formats import bundle, crypto, days, envelope, questionnaire, receipts
+from portal.formats import bundle, crypto, days, durable, envelope, questionnaire, receipts
 
 ID_BYTES = 10  # 80 bits: 16 base32 characters
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
@@ -373,21 +373,18 @@ def write_bundle(out: Path, entries: list[bundle.Entry], members: Sequence[bundl
         raise SealError(f"{out} already exists; nothing was overwritten.")
     if not out.parent.is_dir():
         raise SealError(f"The folder {out.parent} does not exist.")
-    temporary = out.parent / f".{out.name}.{secrets.token_hex(4)}.partial"
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as handle:
+        # Read back before it gets its name; a relay's USB stick may not sync folders.
+        with durable.replacing(
+            out,
+            mode=0o644,
+            overwrite=False,
+            check=lambda written: _check_written(written, entries, members),
+            folder_sync_required=False,
+        ) as handle:
             bundle.write(handle, entries, members)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _check_written(temporary, entries, members)
-        if out.exists():
-            raise SealError(f"{out} appeared while sealing; nothing was overwritten.")
-        os.replace(temporary, out)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _sync_folder(out.parent)
+    except FileExistsError as exc:
+        raise SealError(f"{out} appeared while sealing; nothing was overwritten.") from exc
 
 
 def _check_written(
@@ -403,17 +400,3 @@ def _check_written(
                     raise SealError(f"{member.name} was not written whole; nothing was kept.")
     except envelope.EnvelopeError as exc:
         raise SealError(f"The bundle written does not read back: {exc}") from exc
-
-
-def _sync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        # Some file systems (a relay's USB stick) cannot sync a folder; the file itself is synced.
-        pass
-    finally:
-        os.close(fd)

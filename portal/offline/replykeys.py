@@ -12,12 +12,11 @@ and `portal reply` seals only to the pinned key.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portal.formats import bundle, crypto, days, envelope
+from portal.formats import bundle, crypto, days, durable, envelope
 
 PIN_NAME = "reply-key.json"
 PIN_FORMAT = "portal-reply-key-pin"
@@ -193,22 +192,5 @@ def check(
 def write_pin(case_folder: Path, pin: Pin) -> Path:
     """Write a case's pin durably (temporary name, fsync, rename, fsync the folder)."""
     path = case_folder / PIN_NAME
-    temporary = case_folder / f".{PIN_NAME}.partial"
-    temporary.unlink(missing_ok=True)
-    data = (json.dumps(pin.to_json(), indent=1) + "\n").encode("utf-8")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    folder = os.open(case_folder, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    durable.write_bytes(path, (json.dumps(pin.to_json(), indent=1) + "\n").encode("utf-8"))
     return path

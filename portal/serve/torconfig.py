@@ -21,6 +21,8 @@ from pathlib import Path
 
 import nacl.public
 
+from portal.formats import durable
+
 PUBLIC_SERVICE = "reprisals-public"
 STAFF_SERVICE = "reprisals-staff"
 AUTHORIZED_CLIENTS = "authorized_clients"
@@ -207,14 +209,8 @@ def check_onion(host: str) -> str:
 
 
 def _write(path: Path, text: str) -> None:
-    """Write a small secret file, 0600, replacing it atomically."""
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    """Write a small secret file, 0600, replacing it atomically and durably."""
+    durable.write_bytes(path, text.encode("ascii"))
 
 
 def client_keys(

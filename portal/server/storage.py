@@ -22,6 +22,8 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from portal.formats import durable
+
 INCOMING = ".incoming"
 KEPT = ".kept"
 UPLOADS = ".uploads"
@@ -39,14 +41,6 @@ def blob_file(index: int) -> str:
 def new_id() -> str:
     """A random identifier (24 lowercase base32 characters, 120 bits), from the OS random source."""
     return base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _midnight(day: date) -> float:
@@ -144,14 +138,14 @@ class BlobStore:
                 os.fsync(handle.fileno())
             total += item.stat().st_size
             os.utime(item, (stamp, stamp))
-        _fsync_dir(staging.path)
+        durable.sync_folder(staging.path)
         target = self.path(submission_id)
         os.rename(staging.path, target)
         try:
             os.utime(target, (stamp, stamp))
-            _fsync_dir(self.root)
+            durable.sync_folder(self.root)
             # Where the files came from: a request's staging, or a resumable upload's folder.
-            _fsync_dir(staging.path.parent)
+            durable.sync_folder(staging.path.parent)
         except OSError:
             # Not durable, so not stored: no folder without its row is left behind.
             shutil.rmtree(target, ignore_errors=True)
