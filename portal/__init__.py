@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from portal.server.config import Config
 
 PUBLIC, STAFF = "public", "staff"
-__all__ = ["PUBLIC", "SCRIPT", "STAFF", "STATIC", "TEMPLATES", "create_app"]
+# The two sites, each on its own socket and onion address: the one list of them.
+SITES = (PUBLIC, STAFF)
+__all__ = ["PUBLIC", "SCRIPT", "SITES", "STAFF", "STATIC", "TEMPLATES", "create_app"]
 
 
 def create_app(

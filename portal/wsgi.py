@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import RequestTimeout
 
+from portal import SITES
 from portal.serve.logs import ROUTE_KEY
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 log = logging.getLogger("portal.wsgi")
-SITES = ("public", "staff")
 
 
 class _TimedInput:

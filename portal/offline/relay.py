@@ -58,7 +58,13 @@ class Case:
 
 
 def new_id() -> str:
-    """A fresh submission or case id: 80 random bits as 16 lowercase base32 characters."""
+    """A fresh submission or case id: 80 random bits as 16 lowercase base32 characters.
+
+    These ids live only inside the relay's own case file (and, offline, in replies' bundles):
+    the site files every upload under ids of its own (`portal.server.storage.new_id`, 120 bits),
+    so the two need not agree in length. 80 bits keep a relay's file names short, and cannot
+    collide within one organisation's files in practice.
+    """
     return base64.b32encode(secrets.token_bytes(ID_BYTES)).decode("ascii").lower()
 
 

@@ -37,12 +37,12 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from portal import SITES
 from portal.serve import logs
 from portal.serve.workers import MIN_RATE, READ_TIMEOUT, PortalWorker
 
 log = logging.getLogger("portal.serve.serving")
 
-SITES = ("public", "staff")
 # gunicorn's heartbeat: both workers' main loops beat every second whatever their requests do
 # (the gevent worker's too, since nothing costly runs on its event loop), so this only catches
 # a worker that is stuck, never a slow request.
