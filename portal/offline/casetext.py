@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-from portal.formats import envelope, questionnaire
+from portal.formats import envelope, questionnaire, sizes
 from portal.offline import replykeys
 
 LANGUAGES = {
@@ -52,17 +52,6 @@ def language_name(locale: str) -> str:
     """The English name of a language code, with the code."""
     name = LANGUAGES.get(locale.split("-")[0].lower())
     return f"{name} ({one_line(locale)})" if name else one_line(locale)
-
-
-def human_size(size: int) -> str:
-    """A size for people, with the exact byte count."""
-    value, unit = float(size), "bytes"
-    for candidate in ("KB", "MB", "GB", "TB"):
-        if value < 1000:
-            break
-        value, unit = value / 1000, candidate
-    exact = f"{size:,} bytes"
-    return exact if unit == "bytes" else f"{value:.1f} {unit} ({exact})"
 
 
 def _fields_for(kind: str) -> list[tuple[str, tuple[questionnaire.Field, ...]]]:
@@ -158,9 +147,8 @@ def render_report(record: dict[str, Any]) -> str:
     files = record["files"]
     lines += ["", f"== Attachments ({len(files)}) ==", ""]
     for item in files:
-        line = (
-            f"  {item['saved_as']}  {human_size(int(item['size']))}  {one_line(str(item['type']))}"
-        )
+        size = sizes.human_size(int(item["size"]), exact=True)
+        line = f"  {item['saved_as']}  {size}  {one_line(str(item['type']))}"
         if item["saved_as"].split("/", 1)[1] != item["name"]:
             line += f"  (sent as {one_line(str(item['name']))!r})"
         lines.append(line)

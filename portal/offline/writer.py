@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, BinaryIO, cast
 
-from portal.formats import crypto, envelope
-from portal.offline.casetext import human_size
+from portal.formats import crypto, envelope, sizes
 
 WRITE_BATCH = 16  # chunks per write: a mebibyte
 WRITE_QUEUE = 8  # batches in flight between the cipher and the disk
@@ -118,7 +117,7 @@ def _reserve(fd: int, size: int) -> None:
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise OpenError(
-                f"the disk has no room for an attachment of {human_size(size)}"
+                f"the disk has no room for an attachment of {sizes.human_size(size, exact=True)}"
             ) from exc
         # Some file systems cannot allocate ahead; writing still works there.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from portal.formats import sizes
 from portal.server.models import AuditEvent
 from portal.server.services import today
 
@@ -66,15 +67,5 @@ def submissions(n: int, size_bytes: int | None = None) -> str:
     """A detail such as "3 submissions, 1.2 MiB"."""
     text = f"{n} submission" + ("" if n == 1 else "s")
     if size_bytes is not None:
-        text += f", {human_size(size_bytes)}"
+        text += f", {sizes.human_size(size_bytes)}"
     return text
-
-
-def human_size(size: int) -> str:
-    """A size in binary units, as the staff pages show it."""
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"

@@ -213,7 +213,7 @@ def test_opens_a_report_its_follow_up_and_the_team_reply(tmp_path: Path, team: T
     assert "  - Travel ban [travel_ban]\n  - Surveillance, including online [surveillance]" in text
     assert "Yes, without names [anonymous]" in text
     assert "تم حظر سفري بعد جنيف.\nسطر ثان." in text
-    assert "attachments/big.bin  196.6 KB (196,609 bytes)" in text
+    assert "attachments/big.bin  196.6 kB (196,609 bytes)" in text
     assert "attachments/صورة.jpg  6 bytes" in text
     assert "Replies:     possible" in text
     assert f"Reply key:   inside the sealed report (pinned for this case on {TODAY})" in text

@@ -28,7 +28,7 @@ def test_record_keeps_day_name_action_and_detail(session: Session) -> None:
         date.today(),
         "amina",
         "export",
-        "3 submissions, 5.0 MiB",
+        "3 submissions, 5.2 MB",
     )
     # The model has no column for a time of day, an address or a submission.
     assert set(AuditEvent.__table__.columns.keys()) == {
@@ -66,9 +66,9 @@ def test_recent_is_newest_first_and_pages(session: Session) -> None:
     [
         (1, None, "1 submission"),
         (2, 0, "2 submissions, 0 bytes"),
-        (1, 1023, "1 submission, 1023 bytes"),
-        (1, 1536, "1 submission, 1.5 KiB"),
-        (7, 3 * 1024**3, "7 submissions, 3.0 GiB"),
+        (1, 999, "1 submission, 999 bytes"),
+        (1, 1536, "1 submission, 1.5 kB"),
+        (7, 3 * 1000**3, "7 submissions, 3.0 GB"),
     ],
 )
 def test_submission_counts(n: int, size: int | None, text: str) -> None:

@@ -526,7 +526,7 @@ def test_delete_asks_then_deletes_rows_and_blobs(staff: Staff, staff_app: Flask)
         assert session.get(Case, gone.case_id) is None
     assert "1 submission was deleted." in staff.client.get("/?deleted=1").get_data(as_text=True)
     event = _events(staff_app)[-1]
-    assert (event.action, event.detail) == ("delete", "1 submission, 132.1 KiB")  # 2 blobs
+    assert (event.action, event.detail) == ("delete", "1 submission, 135.2 kB")  # 2 blobs
 
 
 def test_delete_of_nothing_is_refused(staff: Staff, staff_app: Flask) -> None:

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from portal.server import audit
+from portal.formats import sizes
 
 bp = Blueprint("staff", __name__)
 csrf = CSRFProtect()
@@ -33,7 +33,7 @@ def register(app: Flask) -> None:
     csrf.exempt(replies.reply_post)
     app.register_blueprint(bp)
     app.register_error_handler(CSRFError, signin.csrf_error)
-    app.jinja_env.filters["size"] = audit.human_size
+    app.jinja_env.filters["size"] = sizes.human_size
 
     @app.get("/favicon.ico")
     def favicon() -> Response:
