@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "export": "portal.cli.server:export",
     "purge": "portal.cli.server:purge",
     "staff": "portal.cli.staff:staff",
-    "tor-config": "portal.cli.deploy:tor_config",
+    "tor-config": "portal.cli.tor:tor_config",
     "serve": "portal.cli.deploy:serve",
 }
 OFFLINE = frozenset({"keygen", "fingerprint", "seal", "decrypt", "reply", "sealer"})
