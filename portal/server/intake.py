@@ -9,7 +9,6 @@ ticket (see `tickets`), so that its reply key is sealed in its manifest too.
 
 from __future__ import annotations
 
-import os
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -228,7 +227,7 @@ def store_staged(
 
 def _name_blobs(staging: storage.Staging, parts: Sequence[storage.StagedFile]) -> None:
     for index, part in enumerate(parts):
-        os.rename(staging.path / part.name, staging.path / storage.blob_file(index))
+        staging.rename(part.name, storage.blob_file(index))
 
 
 def seal_on_arrival(
@@ -329,7 +328,7 @@ def accept_sealed(
     receipt = None
     if case is None:
         receipt, case = case_from_ticket(services, session, ticket, binding)
-    os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
+    staging.rename(manifests[0].name, storage.MANIFEST)
     _name_blobs(staging, blobs)
     try:
         submission = store_staged(
@@ -375,7 +374,7 @@ def accept_case_file(
     """
     if part.not_bundle:
         raise Refused(NOT_A_CASE_FILE)
-    source = staging.path / part.name
+    source = staging.file(part.name)
     try:
         with bundle.Reader(source) as reader:
             if len(reader.entries) != 1 or reader.entries[0].kind != "report":
@@ -406,7 +405,7 @@ def accept_case_file(
     except (tarfile.TarError, EOFError) as exc:
         # The headers listed the pieces, but a piece breaks off before its recorded end.
         raise Refused(DAMAGED_CASE_FILE) from exc
-    source.unlink()
+    staging.remove(part.name)
     receipt: str | None = None
     if relayed is None:
         receipt, case, _derived = new_case(services, session)

@@ -269,8 +269,8 @@ CRASH = textwrap.dedent(
         real_commit = storage.BlobStore.commit
         def commit(self, staging, submission_id, day):
             # Every file synced, the folder not yet in place.
-            for item in staging.path.iterdir():
-                with item.open("rb") as handle:
+            for name in staging.names():
+                with staging.file(name).open("rb") as handle:
                     os.fsync(handle.fileno())
             os._exit(9)
         storage.BlobStore.commit = commit

@@ -127,7 +127,7 @@ def _within_file_limit(
     if not staged.overflow and len(files) <= envelope.MAX_FILES:
         return files, []
     for extra in files[envelope.MAX_FILES :]:
-        (staged.staging.path / extra.name).unlink(missing_ok=True)
+        staged.staging.remove(extra.name)
     return files[: envelope.MAX_FILES], [questionnaire.Problem(ATTACHMENTS, TOO_MANY_FILES)]
 
 
