@@ -1,0 +1,51 @@
+"""Bundle v1, the tar that carries sealed submissions between machines (see `layout`)."""
+
+from __future__ import annotations
+
+from portal.formats.bundle.layout import (
+    BLOCK,
+    COPY_BLOCK,
+    DAY_PATTERN,
+    FORMAT,
+    ID_PATTERN,
+    INDEX_NAME,
+    MAX_INDEX_BYTES,
+    MEMBER_PATTERN,
+    VERSION,
+    BundleError,
+    Entry,
+    Member,
+    Reader,
+    blob_name,
+    index_bytes,
+    manifest_name,
+    members_of,
+    parse_index,
+    read_bytes,
+    stream,
+    write,
+)
+
+__all__ = [
+    "BLOCK",
+    "COPY_BLOCK",
+    "DAY_PATTERN",
+    "FORMAT",
+    "ID_PATTERN",
+    "INDEX_NAME",
+    "MAX_INDEX_BYTES",
+    "MEMBER_PATTERN",
+    "VERSION",
+    "BundleError",
+    "Entry",
+    "Member",
+    "Reader",
+    "blob_name",
+    "index_bytes",
+    "manifest_name",
+    "members_of",
+    "parse_index",
+    "read_bytes",
+    "stream",
+    "write",
+]
