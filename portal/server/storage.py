@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from portal.formats import durable
+from portal.formats import bundle, durable
 
 INCOMING = ".incoming"
 KEPT = ".kept"
@@ -30,12 +30,9 @@ UPLOADS = ".uploads"
 # In an upload's folder: the bytes it was declared to hold, counted before they arrive.
 RESERVED = "reserved"
 SPECIAL = (INCOMING, KEPT, UPLOADS)
-MANIFEST = "manifest.sealed"
-
-
-def blob_file(index: int) -> str:
-    """The file name of blob `index` in a submission folder."""
-    return f"{index}.blob"
+# A submission folder is laid out as the bundle's members are read from (`bundle.members_of`).
+MANIFEST = bundle.STORED_MANIFEST
+blob_file = bundle.stored_blob
 
 
 def new_id() -> str:
