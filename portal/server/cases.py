@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.formats import crypto, envelope, receipts
+from portal.formats import bundle, crypto, envelope, receipts
 from portal.formats.questionnaire import N_
 from portal.server import offload, storage, tickets
 from portal.server.models import Case
@@ -157,7 +157,7 @@ def replies(services: Services, case: Case, derived: receipts.Derived) -> list[R
     for submission in case.submissions:
         if submission.kind != REPLY_KIND or submission.recipient != "submitter":
             continue
-        with services.store.open(submission.id, storage.MANIFEST) as handle:
+        with services.store.open(submission.id, bundle.STORED_MANIFEST) as handle:
             sealed = handle.read()
         try:
             manifest = envelope.open_manifest(sealed, derived.reply_secret_key)

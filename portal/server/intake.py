@@ -70,7 +70,7 @@ def store_staged(
     has one for the whole file) is held while a large upload is flushed to disk.
     """
     # Only the envelope's own pieces are stored: a stray file part of the form is not.
-    staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
+    staging.keep_only({bundle.STORED_MANIFEST} | {bundle.stored_blob(i) for i in range(file_count)})
     # The quota counts the bytes on disk, not what the request or a header declared: a relay's
     # case file, say, is unpacked into pieces before they are stored. This staging folder is
     # among the staging that check_quota counts, so nothing is added for it.
@@ -103,7 +103,7 @@ def store_staged(
 
 def _name_blobs(staging: storage.Staging, parts: Sequence[storage.StagedFile]) -> None:
     for index, part in enumerate(parts):
-        staging.rename(part.name, storage.blob_file(index))
+        staging.rename(part.name, bundle.stored_blob(index))
 
 
 def seal_on_arrival(
@@ -148,7 +148,7 @@ def seal_on_arrival(
         # Sealed before the files are renamed, so a form that comes back still has them.
         raise TooLong(str(exc)) from exc
     _name_blobs(staging, parts)
-    staging.write(storage.MANIFEST, sealed)
+    staging.write(bundle.STORED_MANIFEST, sealed)
     submission = store_staged(
         services,
         session,
@@ -204,7 +204,7 @@ def accept_sealed(
     receipt = None
     if case is None:
         receipt, case = cases.case_from_ticket(services, session, ticket, binding)
-    staging.rename(manifests[0].name, storage.MANIFEST)
+    staging.rename(manifests[0].name, bundle.STORED_MANIFEST)
     _name_blobs(staging, blobs)
     try:
         submission = store_staged(
@@ -318,13 +318,13 @@ def accept_case_file(
                 raise Refused(LOOKUP_TAKEN)
             with (
                 reader.open(bundle.manifest_name(entry.id)) as src,
-                staging.open(storage.MANIFEST) as out,
+                staging.open(bundle.STORED_MANIFEST) as out,
             ):
                 _copy(src, out)
             for index in range(entry.files):
                 with (
                     reader.open(bundle.blob_name(entry.id, index)) as src,
-                    staging.open(storage.blob_file(index)) as out,
+                    staging.open(bundle.stored_blob(index)) as out,
                 ):
                     _copy(src, out)
     except envelope.EnvelopeError as exc:

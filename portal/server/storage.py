@@ -30,12 +30,6 @@ UPLOADS = ".uploads"
 # In an upload's folder: the bytes it was declared to hold, counted before they arrive.
 RESERVED = "reserved"
 SPECIAL = (INCOMING, KEPT, UPLOADS)
-MANIFEST = "manifest.sealed"
-
-
-def blob_file(index: int) -> str:
-    """The file name of blob `index` in a submission folder."""
-    return f"{index}.blob"
 
 
 def new_id() -> str:

@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.formats import crypto, envelope, receipts
+from portal.formats import bundle, crypto, envelope, receipts
 from portal.server import cases, intake, storage, tickets
 from portal.server.models import Case, Submission
 from portal.server.services import Services
@@ -59,7 +59,7 @@ def raw_part(staging: storage.Staging, field: str, data: bytes, index: int) -> u
 
 def open_manifest(services: Services, team_keys: TeamKeys, submission_id: str) -> envelope.Manifest:
     """The manifest of a stored submission, opened with the team's secret key."""
-    with services.store.open(submission_id, storage.MANIFEST) as handle:
+    with services.store.open(submission_id, bundle.STORED_MANIFEST) as handle:
         return envelope.open_manifest(handle.read(), team_keys.secret_key)
 
 
@@ -87,7 +87,7 @@ def test_a_report_sealed_on_arrival_opens_with_the_team_key(
     assert manifest.reply_public_key == derived.reply_public_key
     for index, (entry, (name, data)) in enumerate(zip(manifest.files, files.items(), strict=True)):
         assert (entry.name, entry.size, entry.type) == (name, len(data), "text/plain")
-        with services.store.open(submission.id, storage.blob_file(index)) as blob:
+        with services.store.open(submission.id, bundle.stored_blob(index)) as blob:
             assert b"".join(crypto.decrypt_chunks(blob, entry.key, entry.size)) == data
     assert not (services.store.incoming / staging.name).exists()
     assert (submission.kind, submission.sealed_by, submission.source, submission.seq) == (
@@ -192,7 +192,7 @@ def test_a_browser_sealed_envelope_is_stored_as_it_came(
     assert case.id == submission.case_id
     assert case.reply_public_key == derived.reply_public_key == reply_key
     folder = services.store.path(submission.id)
-    assert (folder / storage.MANIFEST).read_bytes() == manifest
+    assert (folder / bundle.STORED_MANIFEST).read_bytes() == manifest
     assert (folder / "0.blob").read_bytes() == blob
     assert (submission.sealed_by, submission.source, submission.size_bytes) == (
         "browser",
@@ -238,7 +238,7 @@ def _store_reply(
     services: Services, session: Session, case: Case, sealed: bytes, recipient: str
 ) -> None:
     staging = services.store.stage()
-    staging.write(storage.MANIFEST, sealed)
+    staging.write(bundle.STORED_MANIFEST, sealed)
     submission_id = storage.new_id()
     size = services.store.commit(staging, submission_id, case.created_day)
     session.add(

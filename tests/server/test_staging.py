@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from portal.formats import bundle
 from portal.server import storage
 
 BAD_NAMES = ["", ".", "..", "../outside", "a/b", "/etc/passwd", "part-0/"]
@@ -44,7 +45,7 @@ def test_a_new_staging_folder_is_empty_and_named_by_a_fresh_id(
 def test_rename_gives_a_part_its_name_in_the_submission(
     store: storage.BlobStore, staging: storage.Staging
 ) -> None:
-    staging.rename("part-0", storage.blob_file(0))
+    staging.rename("part-0", bundle.stored_blob(0))
     assert staging.names() == {"0.blob"}
     assert not (folder(store, staging) / "part-0").exists()
     assert (folder(store, staging) / "0.blob").read_bytes() == b"sealed bytes"
@@ -54,7 +55,7 @@ def test_rename_of_a_missing_part_fails_and_changes_nothing(
     store: storage.BlobStore, staging: storage.Staging
 ) -> None:
     with pytest.raises(FileNotFoundError):
-        staging.rename("part-1", storage.MANIFEST)
+        staging.rename("part-1", bundle.STORED_MANIFEST)
     assert staging.names() == {"part-0"}
 
 
@@ -168,7 +169,7 @@ def test_commit_takes_the_folder_from_wherever_it_was_moved(
     store: storage.BlobStore, staging: storage.Staging
 ) -> None:
     staging.move_to(store.kept / staging.name)
-    staging.rename("part-0", storage.MANIFEST)
+    staging.rename("part-0", bundle.STORED_MANIFEST)
     assert store.commit(staging, "abc123", date(2026, 3, 4)) == len(b"sealed bytes")
     assert list(store.kept.iterdir()) == []
-    assert {p.name for p in store.path("abc123").iterdir()} == {storage.MANIFEST}
+    assert {p.name for p in store.path("abc123").iterdir()} == {bundle.STORED_MANIFEST}

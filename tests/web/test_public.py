@@ -504,7 +504,9 @@ def _add_reply(app: Flask, receipt: str, message: str) -> None:
         case, _derived = cases.find_case(services, session, receipt)
         manifest = envelope.Manifest("reply", "relay-tool", "en", {"message": message})
         staging = services.store.stage()
-        staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, case.reply_public_key))
+        staging.write(
+            bundle.STORED_MANIFEST, envelope.seal_manifest(manifest, case.reply_public_key)
+        )
         submission_id = storage.new_id()
         size = services.store.commit(staging, submission_id, today())
         seq = len(case.submissions) + 1
@@ -736,7 +738,7 @@ def test_a_relays_sealed_case_file_is_stored_as_it_is(
     with bundle.read_bytes(sealed) as reader:
         (entry,) = reader.entries
         with reader.open(f"{entry.id}/manifest.sealed") as manifest:
-            assert (folder / storage.MANIFEST).read_bytes() == manifest.read()
+            assert (folder / bundle.STORED_MANIFEST).read_bytes() == manifest.read()
         with reader.open(f"{entry.id}/files/0.blob") as blob:
             assert (folder / "0.blob").read_bytes() == blob.read()
 

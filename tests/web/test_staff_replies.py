@@ -17,7 +17,6 @@ from werkzeug.test import encode_multipart
 
 from portal.cli.reply import seal_reply
 from portal.formats import bundle, crypto, envelope
-from portal.offline import relay
 from portal.server import cases, replies
 from portal.server.models import AuditEvent, Case, Submission
 
@@ -146,8 +145,8 @@ def _bundle(
     entries: list[bundle.Entry], manifests: dict[str, bytes], blobs: dict[str, bytes] | None = None
 ) -> bytes:
     """A bundle written as it is, without the sealing tool's own checks."""
-    members = [relay.bytes_member(bundle.manifest_name(e.id), manifests[e.id]) for e in entries]
-    members += [relay.bytes_member(name, data) for name, data in (blobs or {}).items()]
+    members = [bundle.bytes_member(bundle.manifest_name(e.id), manifests[e.id]) for e in entries]
+    members += [bundle.bytes_member(name, data) for name, data in (blobs or {}).items()]
     out = io.BytesIO()
     bundle.write(out, entries, members)
     return out.getvalue()

@@ -271,7 +271,7 @@ def test_a_stray_file_part_is_not_stored_with_the_report(app: Flask, client: Fla
     assert response.status_code == 200
     services = app.extensions["portal"]
     (folder,) = stored(app).folders
-    assert sorted(p.name for p in services.store.path(folder).iterdir()) == [storage.MANIFEST]
+    assert sorted(p.name for p in services.store.path(folder).iterdir()) == [bundle.STORED_MANIFEST]
 
 
 @pytest.mark.parametrize(
