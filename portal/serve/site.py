@@ -1,7 +1,7 @@
 """One site served by its own gunicorn arbiter: the process `portal serve` starts per site.
 
 `portal.serve.supervisor` starts `python -m portal.serve.site SITE OPTIONS PARENT` once for
-each site, so that each has its own workers and settings fit for it (see there why).
+each site, so that each site has its own workers and settings fit for it (that module says why).
 
 Uploads at Tor speeds (a few KB/s, an hour for a large file) must cost memory, not a thread:
 the public site runs `portal.serve.green.GreenWorker`, gunicorn's gevent worker, where thousands of
