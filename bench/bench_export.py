@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from servers import Served, deployment  # noqa: E402
 
 from portal.formats import crypto, envelope  # noqa: E402
-from portal.server import accounts, intake, storage  # noqa: E402
+from portal.server import accounts, cases, storage  # noqa: E402
 from portal.server.config import load_config  # noqa: E402
 from portal.server.models import Case, Submission  # noqa: E402
 from portal.server.services import Services, load  # noqa: E402
@@ -108,7 +108,7 @@ def fill(services: Services, count: int, chunks: int) -> None:
     """`count` reports of one blob of `chunks` sealed chunks each, one case each."""
     with services.sessions() as session:
         for _ in range(count):
-            _receipt, case, _derived = intake.new_case(services, session)
+            _receipt, case, _derived = cases.new_case(services, session)
             session.flush()
             session.add(_store(services, case, [chunks]))
         session.commit()

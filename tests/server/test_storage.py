@@ -48,7 +48,7 @@ def test_commit_moves_the_staged_files_into_place_kept_to_the_day(
     staging.write(storage.blob_file(0), b"b" * 50)
     day = date(2026, 3, 4)
     assert store.commit(staging, "abc123", day) == 150
-    assert not staging.path.exists()
+    assert not (store.incoming / staging.name).exists()
     folder = store.path("abc123")
     assert sorted(p.name for p in folder.iterdir()) == ["0.blob", storage.MANIFEST]
     midnight = datetime(2026, 3, 4, tzinfo=UTC).timestamp()
@@ -67,7 +67,7 @@ def test_keep_only_removes_strays_and_wants_every_piece(store: storage.BlobStore
     for name in (storage.MANIFEST, "0.blob", "part-7"):
         staging.write(name, b"x")
     staging.keep_only({storage.MANIFEST, "0.blob"})
-    assert sorted(p.name for p in staging.path.iterdir()) == ["0.blob", storage.MANIFEST]
+    assert staging.names() == {"0.blob", storage.MANIFEST}
     with pytest.raises(FileNotFoundError):
         staging.keep_only({storage.MANIFEST, "0.blob", "1.blob"})
 
@@ -88,10 +88,11 @@ def test_the_stale_sweep_leaves_recent_staging_alone(app: Flask, client: FlaskCl
     services = app.extensions["portal"]
     old, recent = services.store.stage(), services.store.stage()
     a_day_ago = time.time() - retention.STALE_SECONDS - 60
-    os.utime(old.path, (a_day_ago, a_day_ago))
+    incoming = services.store.incoming
+    os.utime(incoming / old.name, (a_day_ago, a_day_ago))
     assert retention.sweep_stale(services) == 1
-    assert not old.path.exists()
-    assert recent.path.exists()
+    assert not (incoming / old.name).exists()
+    assert (incoming / recent.name).exists()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from test_uploads import (
 from portal import create_app
 from portal.cli import main
 from portal.formats import bundle, crypto, envelope, questionnaire, receipts
-from portal.server import intake, storage
+from portal.server import cases, storage
 from portal.server.models import Case, Submission
 from portal.server.services import today
 from portal.web import i18n
@@ -501,7 +501,7 @@ def _add_reply(app: Flask, receipt: str, message: str) -> None:
     """Store a reply as the staff site does: sealed to the case's reply key."""
     services = app.extensions["portal"]
     with services.sessions() as session:
-        case, _derived = intake.find_case(services, session, receipt)
+        case, _derived = cases.find_case(services, session, receipt)
         manifest = envelope.Manifest("reply", "relay-tool", "en", {"message": message})
         staging = services.store.stage()
         staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, case.reply_public_key))

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from portal.formats import crypto, envelope
-from portal.server import accounts, intake, storage
+from portal.server import accounts, cases, storage
 from portal.server.models import Case, Submission
 from portal.server.services import Services
 
@@ -138,7 +138,7 @@ def make_submission(
     services = services_of(app)
     with services.sessions() as session:
         if case_id is None:
-            _receipt, case, _derived = intake.new_case(services, session)
+            _receipt, case, _derived = cases.new_case(services, session)
             session.flush()
         else:
             case = session.get(Case, case_id)

@@ -18,7 +18,7 @@ from werkzeug.test import encode_multipart
 from portal.cli.reply import seal_reply
 from portal.formats import bundle, crypto, envelope
 from portal.offline import relay
-from portal.server import intake, replies
+from portal.server import cases, replies
 from portal.server.models import AuditEvent, Case, Submission
 
 pytest_plugins = ["test_staff_helpers"]
@@ -31,7 +31,7 @@ def _case(app: Flask) -> tuple[str, str]:
     """A case opened as the public site opens one: its receipt and id."""
     services = services_of(app)
     with services.sessions() as session:
-        receipt, case, _derived = intake.new_case(services, session)
+        receipt, case, _derived = cases.new_case(services, session)
         session.commit()
         make_submission(app, case_id=case.id)
         return receipt, case.id
@@ -322,7 +322,7 @@ def test_a_copy_sealed_to_another_key_than_declared_cannot_be_told_apart(
     key)."""
     services = services_of(staff_app)
     with services.sessions() as session:
-        _receipt, case, derived = intake.new_case(services, session)
+        _receipt, case, derived = cases.new_case(services, session)
         session.commit()
         stranger = crypto.generate_keypair()[1]
         entries = [
@@ -344,7 +344,7 @@ def test_a_copy_sealed_to_another_key_than_declared_cannot_be_told_apart(
         replies.accept(services, session, out, "amina")
         session.refresh(case)
         assert len(case.submissions) == 2
-        assert intake.replies(services, case, derived) == []
+        assert cases.replies(services, case, derived) == []
 
 
 @pytest.mark.parametrize("data", [b""])

@@ -221,7 +221,7 @@ def test_an_attachment_is_sealed_before_any_byte_reaches_the_disk(
 
     def spy(self: storage.BlobStore, staging: storage.Staging, *args: object) -> int:
         # What is staged, just before it is stored.
-        seen.extend(p.read_bytes() for p in staging.path.iterdir())
+        seen.extend(staging.file(name).read_bytes() for name in staging.names())
         return real_commit(self, staging, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage.BlobStore, "commit", spy)
