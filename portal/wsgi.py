@@ -66,7 +66,7 @@ class _TimedInput:
         """The body waited unread for the application (see `portal.web.gate`): pace it from now.
 
         Under `portal serve` the stream is gunicorn's body, whose reader holds the guarded
-        socket reader of `portal.serve.serving`; other servers have no such clock to restart.
+        socket reader of `portal.serve.workers`; other servers have no such clock to restart.
         """
         body_reader = getattr(self._stream, "reader", None)
         # A length or EOF reader holds it; a chunked reader reaches it through its request.

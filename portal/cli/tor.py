@@ -125,7 +125,12 @@ def tor_config(
     except torconfig.TorConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     services, names, onion, clients = plan.services, plan.names, plan.onion, plan.clients
-    keys, removed = torconfig.client_keys(clients, names, plan.renew, onion)
+    try:
+        keys, removed = torconfig.client_keys(clients, names, plan.renew, onion)
+    except torconfig.TorConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"{clients} could not be written: {exc.strerror}.") from exc
     click.echo(plan.torrc, nl=False)
 
     click.echo(f"Client keys of {', '.join(names)} are in {clients}.", err=True)

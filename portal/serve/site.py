@@ -31,7 +31,7 @@ from portal.serve import logs
 from portal.serve.workers import MIN_RATE, READ_TIMEOUT, PortalWorker
 
 # The name the serving processes' log lines carry (`portal.serve.workers` logs under it too).
-log = logging.getLogger("portal.serve.serving")
+log = logging.getLogger("portal.serve")
 
 # gunicorn's heartbeat: both workers' main loops beat every second whatever their requests do
 # (the gevent worker's too, since nothing costly runs on its event loop), so this only catches

@@ -29,7 +29,7 @@ from portal import SITES
 from portal.serve.site import SiteOptions
 
 # The name the serving processes' log lines carry, as `portal.serve.site`'s.
-log = logging.getLogger("portal.serve.serving")
+log = logging.getLogger("portal.serve")
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
 

@@ -221,6 +221,15 @@ def _write(path: Path, text: str) -> None:
     durable.write_bytes(path, text.encode("ascii"))
 
 
+def _read_key(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="ascii")
+    except UnicodeDecodeError as exc:
+        raise TorConfigError(f"The stored key of {name} is damaged ({path.name}).") from exc
+    except OSError as exc:
+        raise TorConfigError(f"The stored key of {name} cannot be read: {exc.strerror}.") from exc
+
+
 def client_keys(
     folder: Path, names: Sequence[str], renew: Iterable[str] = (), onion: str | None = None
 ) -> tuple[list[ClientKey], list[str]]:
@@ -245,9 +254,9 @@ def client_keys(
             _write(stored, f"{key.private}\n")
             (folder / f"{name}.auth_private").unlink(missing_ok=True)
         elif stored.exists():
-            key = ClientKey.from_private(name, stored.read_text(encoding="ascii"))
+            key = ClientKey.from_private(name, _read_key(stored, name))
         else:
-            key = ClientKey.from_auth(name, public.read_text(encoding="ascii"))
+            key = ClientKey.from_auth(name, _read_key(public, name))
         _write(public, key.auth())
         if onion is not None and key.private is not None:
             _write(folder / f"{name}.auth_private", key.auth_private(onion))

@@ -37,7 +37,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker  # type: ignore[import-
 from portal.web.headers import PLAIN_HEADERS
 
 # The messages keep the name they always had: operators grep for it.
-log = logging.getLogger("portal.serve.serving")
+log = logging.getLogger("portal.serve")
 
 READ_TIMEOUT = 60.0
 MIN_RATE = 1024

@@ -39,7 +39,7 @@ def test_a_line_holds_the_day_but_never_the_time() -> None:
 
 
 def test_the_portals_own_messages_are_written_as_they_are() -> None:
-    assert formatted(record("portal.serve.serving", "dropped after %.0f s", 3.2)).endswith(
+    assert formatted(record("portal.serve.workers", "dropped after %.0f s", 3.2)).endswith(
         "dropped after 3 s"
     )
 

@@ -366,3 +366,26 @@ def test_a_given_onion_address_completes_each_persons_tor_file(layout: dict[str,
     assert result.exit_code == 0, result.output
     line = (Path(layout["CLIENTS"]) / "amina.auth_private").read_text()
     assert re.fullmatch(rf"{onion[:-6]}:descriptor:x25519:[A-Z2-7]{{52}}\n", line)
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (b"\xff\xfe not a key\n", "The stored key of amina is damaged (amina.key)."),
+        (b"AAAA\n", "The stored key of amina is damaged:"),
+    ],
+)
+def test_a_damaged_stored_key_gets_a_message_and_changes_nothing(
+    layout: dict[str, str], damage: bytes, said: str
+) -> None:
+    clients = Path(layout["CLIENTS"])
+    assert run(layout, "--staff", "amina", "--staff", "omar").exit_code == 0
+    omar = (clients / "omar.key").read_text()
+    (clients / "amina.key").write_bytes(damage)
+    result = run(layout, "--staff", "amina", "--staff", "omar")
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert said in result.stderr
+    assert "Traceback" not in result.output
+    assert (clients / "amina.key").read_bytes() == damage
+    assert (clients / "omar.key").read_text() == omar
