@@ -87,6 +87,8 @@ def create_app(
         from portal.web import staff
 
         staff.register(app)
+    # Every view is registered: those with limits go under this application's own Limiter.
+    limits.limit_views(app)
     return app
 
 
