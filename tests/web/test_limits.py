@@ -43,7 +43,7 @@ def limited_site(
     try:
         yield app
     finally:
-        # No limiter.reset() here: on Redis it would clear every deployment's counts.
+        # No limits.of(app).reset() here: on Redis it would clear every deployment's counts.
         app.extensions["portal"].engine.dispose()
 
 

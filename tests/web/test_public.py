@@ -32,8 +32,7 @@ from portal.formats import bundle, crypto, envelope, questionnaire, receipts
 from portal.server import cases, storage
 from portal.server.models import Case, Submission
 from portal.server.services import today
-from portal.web import i18n
-from portal.web.limits import limiter
+from portal.web import i18n, limits
 
 LANGUAGES = list(i18n.LANGUAGES)
 PAGES = ["/", "/submit", "/follow-up", "/key", "/safety"]
@@ -872,7 +871,7 @@ def test_a_flood_of_reports_is_limited_across_both_ways_in_and_keeps_the_text(
 ) -> None:
     with site(initialised, PORTAL_REPORT_RATE_LIMIT="2 per hour") as (app, client):
         app.config["RATELIMIT_ENABLED"] = True
-        limiter.reset()
+        limits.of(app).reset()
         submit(client)
         submit(client)
         prepared = client.post("/en/submit/prepare", data={"csrf_token": csrf_token(client)})
