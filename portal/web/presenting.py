@@ -13,7 +13,7 @@ from babel import Locale
 from babel.units import format_unit
 from flask_babel import gettext
 
-from portal.formats import questionnaire
+from portal.formats import questionnaire, sizes
 from portal.web import i18n
 
 
@@ -55,16 +55,12 @@ def problem_line(label: str, message: str) -> str:
     return _("%(label)s: %(problem)s", label=label, problem=message)
 
 
-# Babel's names for the units of a file size (CLDR: "kB" in English, "ko" in French, "КБ" in
-# Russian…), from bytes up.
-_SIZE_UNITS = ("digital-byte", "digital-kilobyte", "digital-megabyte", "digital-gigabyte")
+# The public pages count sizes up to gigabytes (5,000 GB, not 5 TB), in whole units.
+_LARGEST_UNIT = "digital-gigabyte"
 
 
 def filesize(size: int) -> str:
-    """A file size in the page's language, in decimal units, rounded down."""
-    value = size
-    for unit in _SIZE_UNITS[:-1]:
-        if value < 1000:
-            return str(format_unit(value, unit, "short", locale=i18n.current()))
-        value //= 1000
-    return str(format_unit(value, _SIZE_UNITS[-1], "short", locale=i18n.current()))
+    """A file size in the page's language (CLDR's units: "kB" in English, "ko" in French, "КБ"
+    in Russian…), in decimal units, rounded down."""
+    value, unit = sizes.scaled(size, _LARGEST_UNIT)
+    return str(format_unit(int(value), unit, "short", locale=i18n.current()))
