@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.formats import bundle, crypto, envelope, receipts
-from portal.formats.questionnaire import N_, FieldValues
+from portal.formats.answers import FieldValues
+from portal.formats.fields import N_
 from portal.server import offload, storage, tickets
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today

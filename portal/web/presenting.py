@@ -13,7 +13,8 @@ from babel import Locale
 from babel.units import format_unit
 from flask_babel import gettext
 
-from portal.formats import questionnaire, sizes
+from portal.formats import answers, questionnaire, sizes
+from portal.formats.fields import Field
 from portal.web import i18n
 
 
@@ -21,7 +22,7 @@ def _(text: str, **variables: str) -> str:
     return str(gettext(text, **variables))
 
 
-def choice_labels(f: questionnaire.Field) -> list[tuple[str, str]]:
+def choice_labels(f: Field) -> list[tuple[str, str]]:
     """A list field's choices named in the page's language: the territories from Babel (CLDR),
     in the order of their names, then "other"."""
     if not f.territories:
@@ -38,9 +39,9 @@ def _sort_key(name: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
 
 
-def pattern_problem(f: questionnaire.Field) -> str:
+def pattern_problem(f: Field) -> str:
     """What a person reads when a month or a count is not written as asked."""
-    return questionnaire.PATTERN_PROBLEMS.get(f.kind, "")
+    return answers.PATTERN_PROBLEMS.get(f.kind, "")
 
 
 # A label that ends in its own punctuation (a question) is not followed by a colon as well.
