@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from servers import Served, deployment  # noqa: E402
 
-from portal.formats import crypto, envelope  # noqa: E402
-from portal.server import accounts, intake, storage  # noqa: E402
+from portal.formats import bundle, crypto, envelope  # noqa: E402
+from portal.server import accounts, cases, storage  # noqa: E402
 from portal.server.config import load_config  # noqa: E402
 from portal.server.models import Case, Submission  # noqa: E402
 from portal.server.services import Services, load  # noqa: E402
@@ -70,7 +70,7 @@ def _store(services: Services, case: Case, blobs: list[int]) -> Submission:
     noise = os.urandom(crypto.SEALED_CHUNK_SIZE)
     files = []
     for index, chunks in enumerate(blobs):
-        with staging.open(storage.blob_file(index)) as out:
+        with staging.open(bundle.stored_blob(index)) as out:
             # The server never opens what it stores: sealed noise of the right length is what
             # a download moves.
             for _ in range(chunks):
@@ -87,7 +87,9 @@ def _store(services: Services, case: Case, blobs: list[int]) -> Submission:
     manifest = envelope.Manifest(
         "report", "server", "en", {"description": "benchmark"}, tuple(files), reply_key
     )
-    staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, services.team_public_key))
+    staging.write(
+        bundle.STORED_MANIFEST, envelope.seal_manifest(manifest, services.team_public_key)
+    )
     submission_id = storage.new_id()
     size = services.store.commit(staging, submission_id, date.today())
     return Submission(
@@ -108,7 +110,7 @@ def fill(services: Services, count: int, chunks: int) -> None:
     """`count` reports of one blob of `chunks` sealed chunks each, one case each."""
     with services.sessions() as session:
         for _ in range(count):
-            _receipt, case, _derived = intake.new_case(services, session)
+            _receipt, case, _derived = cases.new_case(services, session)
             session.flush()
             session.add(_store(services, case, [chunks]))
         session.commit()

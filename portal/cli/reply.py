@@ -9,7 +9,7 @@ import click
 
 from portal.cli.keys import EXISTING_FILE, NEW_FILE, open_private_key
 from portal.formats import bundle, crypto, days, envelope, questionnaire
-from portal.offline import relay, replykeys
+from portal.offline import replykeys
 
 
 def read_case(folder: Path) -> tuple[str, str, replykeys.ReplyKey, dict[str, object]]:
@@ -106,11 +106,11 @@ def seal_reply(
         # The submitter's entry names its key, so the server can refuse a reply sealed to a key
         # that is not the case's (a case folder from another server, say) before storing it.
         declared = crypto.b64encode(public_key) if recipient == "submitter" else None
-        entry = bundle.Entry(relay.new_id(), case, "reply", day, 0, recipient, declared)
+        entry = bundle.Entry(bundle.new_id(), case, "reply", day, 0, recipient, declared)
         sealed = envelope.seal_manifest(manifest, public_key)
         entries.append(entry)
-        members.append(relay.bytes_member(bundle.manifest_name(entry.id), sealed))
-    relay.write_bundle(out, entries, members)
+        members.append(bundle.bytes_member(bundle.manifest_name(entry.id), sealed))
+    bundle.write_file(out, entries, members)
     return entries
 
 
@@ -162,7 +162,7 @@ def reply(
     _, team_key = open_private_key(key_path, passphrase_file)
     try:
         seal_reply(out, case, locale, text, submitter_key, team_key)
-    except (relay.SealError, crypto.CryptoError) as exc:
+    except (bundle.WriteError, crypto.CryptoError) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"{out} could not be written: {exc}.") from exc

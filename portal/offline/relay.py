@@ -3,7 +3,7 @@
 A sealed case file is a bundle holding one report, written exactly as the browser and the
 server write theirs, so the public site accepts it as an upload and `portal decrypt` opens it.
 Files are encrypted as they are read, straight into the bundle, and the bundle appears under
-its final name only once it is complete and has been read back.
+its final name only once it is complete and has been read back (`bundle.write_file`).
 
 When the site's key file publishes its receipt salt and cost, the relay makes each case's
 receipt (`receipts.for_relay`): the case's reply key is sealed inside the manifest, and the
@@ -13,23 +13,19 @@ case without ever seeing the receipt.
 
 from __future__ import annotations
 
-import base64
 import csv
 import dataclasses
-import io
 import json
 import mimetypes
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from portal.formats import bundle, crypto, days, durable, envelope, questionnaire, receipts
+from portal.formats import bundle, crypto, days, envelope, questionnaire, receipts
 
-ID_BYTES = 10  # 80 bits: 16 base32 characters
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
 # USTAR records sizes in 11 octal digits; the bundle format uses plain USTAR headers.
 MAX_BLOB_BYTES = 8**11 - 1
@@ -55,17 +51,6 @@ class Case:
     def total_bytes(self) -> int:
         """The bytes of all its files, for progress bars."""
         return sum(path.stat().st_size for path in self.files)
-
-
-def new_id() -> str:
-    """A fresh submission or case id: 80 random bits as 16 lowercase base32 characters.
-
-    These ids live only inside the relay's own case file (and, offline, in replies' bundles):
-    the site files every upload under ids of its own (`portal.server.storage.new_id`, 120 bits),
-    so the two need not agree in length. 80 bits keep a relay's file names short, and cannot
-    collide within one organisation's files in practice.
-    """
-    return base64.b32encode(secrets.token_bytes(ID_BYTES)).decode("ascii").lower()
 
 
 def known_fields() -> str:
@@ -321,11 +306,6 @@ def _blob_member(
     return bundle.Member(name, crypto.blob_length(entry.size), opener)
 
 
-def bytes_member(name: str, data: bytes) -> bundle.Member:
-    """A bundle member held in memory (a sealed manifest)."""
-    return bundle.Member(name, len(data), lambda: cast(BinaryIO, io.BytesIO(data)))
-
-
 def _file_name(path: Path) -> str:
     # A name that is not valid UTF-8 on disk still travels, with replacement characters.
     return path.name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
@@ -357,52 +337,20 @@ def seal_case(
         reply_public_key=None if receipt is None else receipt.reply_public_key,
     )
     sealed = envelope.seal_manifest(manifest, public_key)
-    entry = bundle.Entry(new_id(), new_id(), "report", days.today_iso(), len(entries))
+    entry = bundle.Entry(bundle.new_id(), bundle.new_id(), "report", days.today_iso(), len(entries))
     if receipt is not None:
         entry = dataclasses.replace(
             entry,
             reply_public_key=crypto.b64encode(receipt.reply_public_key),
             receipt_lookup=crypto.b64encode(receipt.lookup),
         )
-    members = [bytes_member(bundle.manifest_name(entry.id), sealed)]
+    members = [bundle.bytes_member(bundle.manifest_name(entry.id), sealed)]
     members += [
         _blob_member(bundle.blob_name(entry.id, i), path, file_entry, progress)
         for i, (path, file_entry) in enumerate(zip(case.files, entries, strict=True))
     ]
-    write_bundle(out, [entry], members)
+    try:
+        bundle.write_file(out, [entry], members)
+    except bundle.WriteError as exc:
+        raise SealError(str(exc)) from exc
     return entry
-
-
-def write_bundle(out: Path, entries: list[bundle.Entry], members: Sequence[bundle.Member]) -> None:
-    """Write a bundle under a temporary name, read it back, then give it its final name."""
-    if out.exists() or out.is_symlink():
-        raise SealError(f"{out} already exists; nothing was overwritten.")
-    if not out.parent.is_dir():
-        raise SealError(f"The folder {out.parent} does not exist.")
-    try:
-        # Read back before it gets its name; a relay's USB stick may not sync folders.
-        with durable.replacing(
-            out,
-            mode=0o644,
-            overwrite=False,
-            check=lambda written: _check_written(written, entries, members),
-            folder_sync_required=False,
-        ) as handle:
-            bundle.write(handle, entries, members)
-    except FileExistsError as exc:
-        raise SealError(f"{out} appeared while sealing; nothing was overwritten.") from exc
-
-
-def _check_written(
-    path: Path, entries: list[bundle.Entry], members: Sequence[bundle.Member]
-) -> None:
-    try:
-        with bundle.Reader(path) as reader:
-            reader.check_structure()
-            if reader.entries != entries:
-                raise SealError(f"{path} was not written as intended; nothing was kept.")
-            for member in members:
-                if reader.size(member.name) != member.size:
-                    raise SealError(f"{member.name} was not written whole; nothing was kept.")
-    except envelope.EnvelopeError as exc:
-        raise SealError(f"The bundle written does not read back: {exc}") from exc

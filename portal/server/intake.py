@@ -1,18 +1,20 @@
-"""Accepting submissions: sealing on arrival, checking sealed uploads, receipts and replies.
+"""Storing a submission, whichever way it arrives: sealed on arrival, sealed in the browser, or
+a relay's sealed case file.
 
 These are plain functions over the site's services, a database session and a staging folder,
 so tests call them without a request. Every path ends the same way: the sealed files are made
 durable in the blob store, then the database row is committed, and only then is a receipt
-returned. A report sealed in the browser had its receipt made before it was sealed, inside a
-ticket (see `tickets`), so that its reply key is sealed in its manifest too.
+returned. A report opens a new case, with a fresh receipt or the one its ticket or a relay's
+case file brings (see `cases`); a follow-up joins its case. An envelope sealed in the browser
+comes in one request, or in resumable parts (see `resumable`) stored here once every blob is
+whole.
 """
 
 from __future__ import annotations
 
-import os
+import hmac
 import tarfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,11 +23,11 @@ from sqlalchemy.orm import Session
 from portal.formats import bundle, crypto, envelope, receipts
 from portal.formats.answers import FieldValues
 from portal.formats.fields import N_
-from portal.server import offload, storage, tickets
+from portal.server import cases, resumable, storage
+from portal.server.cases import Refused
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
 
-REPLY_KIND = "reply"
 TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
 DAMAGED_UPLOAD = N_(
     "The sealed report was damaged on the way, so nothing was stored. Please send it again."
@@ -39,34 +41,6 @@ DAMAGED_CASE_FILE = N_(
     "This sealed case file is damaged or incomplete, so none of it was stored. Seal the case "
     "again and upload the new file."
 )
-
-
-class Refused(Exception):
-    """An upload that breaks the rules; the message is for the person who sent it.
-
-    `message` is English marked for translation, with `%(name)s` placeholders filled from
-    `params`: the page shows it in its own language, and `str()` gives the English.
-    """
-
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.params = params
-
-
-class TooLong(Refused):
-    """The answers together make a manifest larger than the format allows."""
-
-
-class TicketRefused(Refused):
-    """The ticket of a browser-sealed report is damaged, from another session or too old."""
-
-
-class TicketUsed(Refused):
-    """The ticket of a browser-sealed report already made a case."""
-
-
-TICKET_USED = N_("This report was already received; it was not stored a second time.")
 NO_REPLY_KEY = N_("The sealed case file names a receipt but no reply key; seal it again.")
 MALFORMED_RECEIPT = N_("The sealed case file's receipt is malformed; seal it again.")
 LOOKUP_TAKEN = N_(
@@ -75,107 +49,8 @@ LOOKUP_TAKEN = N_(
 )
 
 
-class QuotaExceeded(Exception):
-    """The storage quota is reached; new submissions wait until the team collects."""
-
-
-class NoSuchCase(Exception):
-    """No case matches the receipt."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A reply from the team, opened with the submitter's receipt."""
-
-    day: str
-    message: str
-
-
-def check_quota(services: Services, session: Session, incoming: int) -> None:
-    """Refuse when storing `incoming` more bytes would pass the configured quota.
-
-    What waits in staging and kept folders counts too: it is on the same disk, and forms
-    that come back with a problem would otherwise fill it unseen.
-    """
-    quota = services.config.storage_quota_bytes
-    if quota is None:
-        return
-    used = services.storage_used(session) + services.store.staging_bytes()
-    if used + max(incoming, 0) > quota:
-        raise QuotaExceeded
-
-
-def derive_receipt(receipt: str, secret: bytes, opslimit: int, memlimit: int) -> receipts.Derived:
-    """`receipts.derive` as the sites run it: one per core at a time, off the event loop."""
-    # Each derivation holds its whole memory cost while it runs, and more of them at once
-    # than there are cores is no faster: they take turns, off the event loop under gevent, so
-    # a flood of reports costs at most one memory cost per core and stalls nobody else.
-    return receipts.derive(receipt, secret, opslimit, memlimit, run=offload.cpu_bound)
-
-
-def new_receipt(services: Services) -> tuple[str, receipts.Derived]:
-    """A fresh receipt and what it derives (the costly Argon2id step)."""
-    receipt = receipts.new_receipt()
-    opslimit, memlimit = services.config.receipt_limits
-    return receipt, derive_receipt(receipt, services.installation_secret, opslimit, memlimit)
-
-
-def _add_case(session: Session, lookup: bytes, reply_public_key: bytes) -> Case:
-    case = Case(
-        id=storage.new_id(),
-        receipt_lookup=lookup,
-        reply_public_key=reply_public_key,
-        created_day=today(),
-    )
-    session.add(case)
-    return case
-
-
-def new_case(services: Services, session: Session) -> tuple[str, Case, receipts.Derived]:
-    """A fresh receipt and the case it opens (added to the session, not committed)."""
-    receipt, derived = new_receipt(services)
-    return receipt, _add_case(session, derived.lookup, derived.reply_public_key), derived
-
-
-def prepare_report(services: Services, binding: bytes) -> tuple[str, bytes]:
-    """A ticket for a report about to be sealed in the browser, and the reply key to seal in it.
-
-    Nothing is stored: the receipt lives in the ticket until the sealed report arrives with it.
-    """
-    receipt, derived = new_receipt(services)
-    ticket = tickets.issue(services.installation_secret, receipt, derived, binding)
-    return ticket, derived.reply_public_key
-
-
-def case_from_ticket(
-    services: Services,
-    session: Session,
-    ticket: str,
-    binding: bytes,
-    max_age: float | None = tickets.MAX_AGE_SECONDS,
-) -> tuple[str, Case]:
-    """The receipt and new case a ticket stands for; refused when it cannot be used (again)."""
-    try:
-        opened = tickets.open_ticket(services.installation_secret, ticket, binding, max_age=max_age)
-    except tickets.TicketError as exc:
-        raise TicketRefused(str(exc)) from exc
-    # The lookup value is unique to a case: a ticket already used finds the case it made.
-    if session.scalar(select(Case.id).where(Case.receipt_lookup == opened.lookup)) is not None:
-        raise TicketUsed(TICKET_USED)
-    return opened.receipt, _add_case(session, opened.lookup, opened.reply_public_key)
-
-
-def find_case(services: Services, session: Session, receipt: str) -> tuple[Case, receipts.Derived]:
-    """The case a receipt opens; NoSuchCase (also for input that is no receipt at all)."""
-    opslimit, memlimit = services.config.receipt_limits
-    try:
-        derived = derive_receipt(receipt, services.installation_secret, opslimit, memlimit)
-    except receipts.ReceiptError as exc:
-        raise NoSuchCase(str(exc)) from exc
-    case = session.scalar(select(Case).where(Case.receipt_lookup == derived.lookup))
-    if case is None:
-        raise NoSuchCase("No case matches this receipt.")
-    return case, derived
+class TooLong(Refused):
+    """The answers together make a manifest larger than the format allows."""
 
 
 def store_staged(
@@ -196,11 +71,11 @@ def store_staged(
     has one for the whole file) is held while a large upload is flushed to disk.
     """
     # Only the envelope's own pieces are stored: a stray file part of the form is not.
-    staging.keep_only({storage.MANIFEST} | {storage.blob_file(i) for i in range(file_count)})
+    staging.keep_only({bundle.STORED_MANIFEST} | {bundle.stored_blob(i) for i in range(file_count)})
     # The quota counts the bytes on disk, not what the request or a header declared: a relay's
     # case file, say, is unpacked into pieces before they are stored. This staging folder is
     # among the staging that check_quota counts, so nothing is added for it.
-    check_quota(services, session, 0)
+    cases.check_quota(services, session, 0)
     submission_id = storage.new_id()
     day = today()
     size = services.store.commit(staging, submission_id, day)
@@ -229,7 +104,7 @@ def store_staged(
 
 def _name_blobs(staging: storage.Staging, parts: Sequence[storage.StagedFile]) -> None:
     for index, part in enumerate(parts):
-        os.rename(staging.path / part.name, staging.path / storage.blob_file(index))
+        staging.rename(part.name, bundle.stored_blob(index))
 
 
 def seal_on_arrival(
@@ -263,7 +138,7 @@ def seal_on_arrival(
         )
     receipt = None
     if case is None:
-        receipt, case, derived = new_case(services, session)
+        receipt, case, derived = cases.new_case(services, session)
         reply_key = derived.reply_public_key
     else:
         reply_key = case.reply_public_key
@@ -274,7 +149,7 @@ def seal_on_arrival(
         # Sealed before the files are renamed, so a form that comes back still has them.
         raise TooLong(str(exc)) from exc
     _name_blobs(staging, parts)
-    staging.write(storage.MANIFEST, sealed)
+    staging.write(bundle.STORED_MANIFEST, sealed)
     submission = store_staged(
         services,
         session,
@@ -329,8 +204,8 @@ def accept_sealed(
         raise Refused(DAMAGED_UPLOAD) from exc
     receipt = None
     if case is None:
-        receipt, case = case_from_ticket(services, session, ticket, binding)
-    os.rename(staging.path / manifests[0].name, staging.path / storage.MANIFEST)
+        receipt, case = cases.case_from_ticket(services, session, ticket, binding)
+    staging.rename(manifests[0].name, bundle.STORED_MANIFEST)
     _name_blobs(staging, blobs)
     try:
         submission = store_staged(
@@ -347,7 +222,58 @@ def accept_sealed(
         if receipt is None:
             raise
         # The same ticket, sent twice at once: the other upload made the case first.
-        raise TicketUsed(TICKET_USED) from None
+        raise cases.TicketUsed(cases.TICKET_USED) from None
+    return receipt, submission
+
+
+def check_ticket(services: Services, session: Session, ticket: str, binding: bytes) -> None:
+    """Refuse, before a resumable upload begins, a ticket that could not make its case."""
+    cases.case_from_ticket(services, session, ticket, binding)
+    # Only checked: the case is made when the upload is whole.
+    session.rollback()
+
+
+def accept_upload(
+    services: Services,
+    session: Session,
+    upload: resumable.Upload,
+    *,
+    ticket: str = "",
+    binding: bytes = b"",
+) -> tuple[str | None, Submission]:
+    """Store a resumable upload once every blob is whole, as a one-request sealed upload is.
+
+    A report's ticket must be the one the upload began with; its age was checked then.
+    """
+    plan = upload.plan
+    receipt = None
+    if plan.kind == "report":
+        if plan.ticket is None or not hmac.compare_digest(
+            resumable.ticket_digest(ticket), plan.ticket
+        ):
+            raise cases.TicketRefused("not this upload's ticket")
+        receipt, case = cases.case_from_ticket(services, session, ticket, binding, max_age=None)
+    else:
+        found = session.get(Case, plan.case_id or "")
+        if found is None:
+            raise Refused("The case of this upload no longer exists on this site.")
+        case = found
+    with upload.finishing() as staging:
+        try:
+            submission = store_staged(
+                services,
+                session,
+                staging,
+                case,
+                kind=plan.kind,
+                sealed_by="browser",
+                source="browser",
+                file_count=len(plan.chunks),
+            )
+        except IntegrityError:
+            if receipt is None:
+                raise
+            raise cases.TicketUsed(cases.TICKET_USED) from None
     return receipt, submission
 
 
@@ -376,7 +302,7 @@ def accept_case_file(
     """
     if part.not_bundle:
         raise Refused(NOT_A_CASE_FILE)
-    source = staging.path / part.name
+    source = staging.file(part.name)
     try:
         with bundle.Reader(source) as reader:
             if len(reader.entries) != 1 or reader.entries[0].kind != "report":
@@ -393,13 +319,13 @@ def accept_case_file(
                 raise Refused(LOOKUP_TAKEN)
             with (
                 reader.open(bundle.manifest_name(entry.id)) as src,
-                staging.open(storage.MANIFEST) as out,
+                staging.open(bundle.STORED_MANIFEST) as out,
             ):
                 _copy(src, out)
             for index in range(entry.files):
                 with (
                     reader.open(bundle.blob_name(entry.id, index)) as src,
-                    staging.open(storage.blob_file(index)) as out,
+                    staging.open(bundle.stored_blob(index)) as out,
                 ):
                     _copy(src, out)
     except envelope.EnvelopeError as exc:
@@ -407,12 +333,12 @@ def accept_case_file(
     except (tarfile.TarError, EOFError) as exc:
         # The headers listed the pieces, but a piece breaks off before its recorded end.
         raise Refused(DAMAGED_CASE_FILE) from exc
-    source.unlink()
+    staging.remove(part.name)
     receipt: str | None = None
     if relayed is None:
-        receipt, case, _derived = new_case(services, session)
+        receipt, case, _derived = cases.new_case(services, session)
     else:
-        case = _add_case(session, *relayed)
+        case = cases.add_case(session, *relayed)
     try:
         submission = store_staged(
             services,
@@ -442,25 +368,3 @@ def _copy(src: object, out: object) -> None:
     write = out.write  # type: ignore[attr-defined]
     while data := read(1024 * 1024):
         write(data)
-
-
-def replies(services: Services, case: Case, derived: receipts.Derived) -> list[Reply]:
-    """The team's replies to a case, opened in memory with the receipt's reply key."""
-    found = []
-    for submission in case.submissions:
-        if submission.kind != REPLY_KIND or submission.recipient != "submitter":
-            continue
-        with services.store.open(submission.id, storage.MANIFEST) as handle:
-            sealed = handle.read()
-        try:
-            manifest = envelope.open_manifest(sealed, derived.reply_secret_key)
-        except crypto.CryptoError:
-            continue
-        message = manifest.fields.get("message", "")
-        found.append(
-            Reply(
-                submission.received_day.isoformat(),
-                message if isinstance(message, str) else "\n".join(message),
-            )
-        )
-    return found

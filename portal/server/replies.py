@@ -112,7 +112,7 @@ def _already_uploaded(services: Services, case: Case, sealed: bytes, recipient: 
         if submission.kind != KIND or submission.recipient != recipient:
             continue
         try:
-            with services.store.open(submission.id, storage.MANIFEST) as handle:
+            with services.store.open(submission.id, bundle.STORED_MANIFEST) as handle:
                 if hmac.compare_digest(handle.read(), sealed):
                     return True
         except OSError:
@@ -157,7 +157,7 @@ def _store(
     try:
         for offset, recipient in enumerate(RECIPIENTS, start=1):
             staging = services.store.stage()
-            staging.write(storage.MANIFEST, copies[recipient])
+            staging.write(bundle.STORED_MANIFEST, copies[recipient])
             submission_id = storage.new_id()
             size = services.store.commit(staging, submission_id, day)
             rows.append(

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from portal.formats import crypto, envelope
+from portal.formats import bundle, crypto, envelope
 from portal.server import storage
 
 CHUNK = crypto.SEALED_CHUNK_SIZE
@@ -156,7 +156,7 @@ class Uploads:
         folder = self.root / _name(handle)
         (folder / FILES).mkdir(mode=0o700, parents=True)
         _write_new(folder / PLAN, json.dumps(plan.__dict__).encode("ascii"))
-        _write_new(folder / FILES / storage.MANIFEST, manifest)
+        _write_new(folder / FILES / bundle.STORED_MANIFEST, manifest)
         # Counted by the quota from now on (see `storage.BlobStore.staging_bytes`).
         _write_new(folder / storage.RESERVED, str(len(manifest) + plan.declared_bytes).encode())
         return handle
@@ -243,7 +243,7 @@ class Upload:
     def _blob(self, index: int) -> Path:
         if not 0 <= index < len(self.plan.chunks):
             raise UploadError(f"This upload has no file {index}.")
-        return self.folder / FILES / storage.blob_file(index)
+        return self.folder / FILES / bundle.stored_blob(index)
 
     def offset(self, index: int) -> int:
         """The bytes of blob `index` received so far."""

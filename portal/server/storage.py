@@ -30,12 +30,6 @@ UPLOADS = ".uploads"
 # In an upload's folder: the bytes it was declared to hold, counted before they arrive.
 RESERVED = "reserved"
 SPECIAL = (INCOMING, KEPT, UPLOADS)
-MANIFEST = "manifest.sealed"
-
-
-def blob_file(index: int) -> str:
-    """The file name of blob `index` in a submission folder."""
-    return f"{index}.blob"
 
 
 def new_id() -> str:
@@ -65,15 +59,29 @@ class StagedFile(Protocol):
 
 
 class Staging:
-    """A private folder where one request's sealed files are written before they count."""
+    """A private folder where one request's sealed files are written before they count.
+
+    Everything done to the folder goes through here: its files are named by the server, and a
+    name that is not a plain file name (a "/", "." or "..") is refused rather than followed.
+    """
 
     def __init__(self, path: Path) -> None:
-        """Use `path`, which the store has just made."""
-        self.path = path
+        """Use `path`, which the store (or a resumable upload) has just made."""
+        self._path = path
+
+    @property
+    def name(self) -> str:
+        """The folder's own name (a fresh id, for a request's staging under `.incoming`)."""
+        return self._path.name
+
+    def _file(self, name: str) -> Path:
+        if name in {"", ".", ".."} or "/" in name:
+            raise ValueError(f"not a plain file name: {name!r}")
+        return self._path / name
 
     def open(self, name: str) -> BinaryIO:
         """Create a new file in the staging folder for writing."""
-        fd = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(self._file(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         return os.fdopen(fd, "wb")
 
     def write(self, name: str, data: bytes) -> None:
@@ -81,22 +89,47 @@ class Staging:
         with self.open(name) as out:
             out.write(data)
 
+    def file(self, name: str) -> Path:
+        """Where a staged file is, for reading it (a relay's case file, a reply file)."""
+        return self._file(name)
+
+    def names(self) -> set[str]:
+        """The names of the files staged so far."""
+        return {item.name for item in self._path.iterdir()}
+
+    def rename(self, old: str, new: str) -> None:
+        """Give a staged file its name in a submission (a part becomes a blob or the manifest)."""
+        os.rename(self._file(old), self._file(new))
+
+    def remove(self, name: str) -> None:
+        """Remove one staged file, if it is there."""
+        self._file(name).unlink(missing_ok=True)
+
+    def adopt(self, source: Path, name: str) -> None:
+        """Move the file at `source` (a kept attachment) in, under `name`; OSError if it is gone."""
+        os.rename(source, self._file(name))
+
+    def move_to(self, target: Path) -> None:
+        """Move the whole folder to `target` (a kept folder), and go on using it there."""
+        os.rename(self._path, target)
+        self._path = target
+
     def keep_only(self, names: set[str]) -> None:
         """Remove every staged file not named; all the named ones must be there."""
-        present = {item.name for item in self.path.iterdir()}
+        present = self.names()
         missing = names - present
         if missing:
             raise FileNotFoundError(f"staging lacks {sorted(missing)}")
         for name in present - names:
-            (self.path / name).unlink()
+            (self._path / name).unlink()
 
     def size(self) -> int:
         """The bytes staged so far."""
-        return folder_bytes(self.path)
+        return folder_bytes(self._path)
 
     def discard(self) -> None:
         """Remove the staging folder and everything in it."""
-        shutil.rmtree(self.path, ignore_errors=True)
+        shutil.rmtree(self._path, ignore_errors=True)
 
 
 class BlobStore:
@@ -133,19 +166,21 @@ class BlobStore:
         """Make staged files durable and move them into place; return their total size."""
         total = 0
         stamp = _midnight(day)
-        for item in staging.path.iterdir():
+        # The store alone moves the folder itself: into place, as one rename.
+        source = staging._path
+        for item in source.iterdir():
             with item.open("rb") as handle:
                 os.fsync(handle.fileno())
             total += item.stat().st_size
             os.utime(item, (stamp, stamp))
-        durable.sync_folder(staging.path)
+        durable.sync_folder(source)
         target = self.path(submission_id)
-        os.rename(staging.path, target)
+        os.rename(source, target)
         try:
             os.utime(target, (stamp, stamp))
             durable.sync_folder(self.root)
             # Where the files came from: a request's staging, or a resumable upload's folder.
-            durable.sync_folder(staging.path.parent)
+            durable.sync_folder(source.parent)
         except OSError:
             # Not durable, so not stored: no folder without its row is left behind.
             shutil.rmtree(target, ignore_errors=True)

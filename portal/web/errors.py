@@ -17,7 +17,7 @@ from flask_babel import gettext, ngettext
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from portal.formats.fields import N_
-from portal.server import intake
+from portal.server import cases
 from portal.web import gate, limits, presenting, uploads
 
 log = logging.getLogger("portal")
@@ -69,8 +69,8 @@ def init_app(app: Flask, max_upload_bytes: int) -> None:
         limit = error.limit if isinstance(error, uploads.FormTooLarge) else max_upload_bytes
         return render_template("errors/too_large.html", limit=presenting.filesize(limit)), 413
 
-    @app.errorhandler(intake.QuotaExceeded)
-    def _full(error: intake.QuotaExceeded) -> tuple[str, int]:
+    @app.errorhandler(cases.QuotaExceeded)
+    def _full(error: cases.QuotaExceeded) -> tuple[str, int]:
         uploads.release()
         return render_template("errors/unavailable.html"), 503
 

@@ -128,12 +128,11 @@ def keep(
                     ours += used
         if ours + size > config.kept_session_bytes or everyone + size > config.kept_total_bytes:
             return [], True
-        staging_id = staging.path.name
+        staging_id = staging.name
         target = store.kept / (tag + staging_id)
-        os.rename(staging.path, target)
+        staging.move_to(target)
     # A kept folder's age counts from now, not from the start of a long upload.
     os.utime(target)
-    staging.path = target
     staged.keep = True
     return describe(staging_id, files), False
 
@@ -177,7 +176,7 @@ def restore(
         source = store.kept / (tag + str(staging_name)) / str(part_name)
         name = f"kept-{index}"
         try:
-            os.rename(source, staged.staging.path / name)
+            staged.staging.adopt(source, name)
         except OSError:
             continue
         restored.append(

@@ -231,7 +231,7 @@ class Uploads:
                     part.not_bundle = part.stream.not_bundle
             if part.filename == "" and part.size == 0:
                 # A file input left empty is sent as a part with no file name and no content.
-                (self.staging.path / part.name).unlink(missing_ok=True)
+                self.staging.remove(part.name)
                 continue
             kept.append(part)
         self.parts = kept

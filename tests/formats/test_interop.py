@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from portal.cli import main
 from portal.formats import bundle, crypto
+from portal.formats.bundle import writing
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 65536
@@ -338,7 +339,7 @@ def test_what_the_offline_sealer_writes_opens_with_spec_only_code(
     assert infos[0].name == "portal-bundle.json"
     for info in infos:
         header = data[info.offset : info.offset + 512]
-        assert header == bundle._header(info.name, info.size), info.name
+        assert header == writing._header(info.name, info.size), info.name
     assert data.endswith(bytes(1024))
     assert len(data) % 512 == 0
     result = decrypt(team, tmp_path / "cases", out)

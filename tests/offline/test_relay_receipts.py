@@ -24,7 +24,6 @@ from test_uploads import FilePart, error_message, post_parts
 from portal.cli import main
 from portal.cli.relay import NO_RECEIPT_LINES
 from portal.formats import bundle, crypto, envelope, receipts
-from portal.offline import relay
 from portal.server.models import Case
 
 pytest_plugins = ["test_staff_helpers"]
@@ -192,7 +191,7 @@ def _with_entry(path: Path, tmp_path: Path, **changes: str | None) -> bytes:
     # Written without reading back: the writer would refuse a malformed entry.
     with out.open("wb") as handle:
         bundle.write(
-            handle, [changed], [relay.bytes_member(bundle.manifest_name(entry.id), manifest)]
+            handle, [changed], [bundle.bytes_member(bundle.manifest_name(entry.id), manifest)]
         )
     return out.read_bytes()
 

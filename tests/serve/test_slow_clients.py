@@ -267,12 +267,12 @@ def test_importing_the_portal_patches_nothing() -> None:
 
 def test_argon2id_leaves_the_event_loop_free() -> None:
     # Under gevent, a receipt derived at the interactive cost must not stop other greenlets: the
-    # sites derive through `intake.derive_receipt`, which hands the stretch to `offload`.
+    # sites derive through `cases.derive_receipt`, which hands the stretch to `offload`.
     script = textwrap.dedent(
         """
         from gevent import monkey; monkey.patch_all()
         import gevent, time
-        from portal.server import config, intake
+        from portal.server import cases, config
         from portal.formats import receipts
         ticks = []
         def tick():
@@ -284,7 +284,7 @@ def test_argon2id_leaves_the_event_loop_free() -> None:
         before = len(ticks)
         started = time.monotonic()
         receipt = receipts.new_receipt()
-        intake.derive_receipt(receipt, b"s" * 32, *config.RECEIPT_COSTS["moderate"])
+        cases.derive_receipt(receipt, b"s" * 32, *config.RECEIPT_COSTS["moderate"])
         took = time.monotonic() - started
         ticker.kill()
         print(len(ticks) - before, round(took, 2))

@@ -37,7 +37,7 @@ from test_uploads import FilePart, error_message, multipart, post_parts, report_
 from portal import create_app
 from portal.cli import main
 from portal.formats import crypto
-from portal.server import intake, storage
+from portal.server import cases, storage
 from portal.server.models import Submission
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,7 +223,7 @@ def test_a_server_killed_during_20_uploads_keeps_every_receipt_and_no_half_submi
         services = app.extensions["portal"]
         with services.sessions() as session:
             for receipt in receipts.values():
-                case, _derived = intake.find_case(services, session, receipt)
+                case, _derived = cases.find_case(services, session, receipt)
                 assert [s.kind for s in case.submissions] == ["report"]
     finally:
         app.extensions["portal"].engine.dispose()
@@ -269,8 +269,8 @@ CRASH = textwrap.dedent(
         real_commit = storage.BlobStore.commit
         def commit(self, staging, submission_id, day):
             # Every file synced, the folder not yet in place.
-            for item in staging.path.iterdir():
-                with item.open("rb") as handle:
+            for name in staging.names():
+                with staging.file(name).open("rb") as handle:
                     os.fsync(handle.fileno())
             os._exit(9)
         storage.BlobStore.commit = commit

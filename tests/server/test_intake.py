@@ -1,5 +1,5 @@
-"""Intake, called as plain functions: sealing on arrival, browser-sealed and relay uploads,
-receipts that find their case, replies opened with the receipt, and the storage quota."""
+"""Intake and cases, called as plain functions: sealing on arrival, browser-sealed and relay
+uploads, receipts that find their case, replies opened with the receipt, and the storage quota."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.formats import crypto, envelope, receipts
-from portal.server import intake, storage, tickets
+from portal.formats import bundle, crypto, envelope, receipts
+from portal.server import cases, intake, storage, tickets
 from portal.server.models import Case, Submission
 from portal.server.services import Services
 from portal.web import uploads
@@ -59,7 +59,7 @@ def raw_part(staging: storage.Staging, field: str, data: bytes, index: int) -> u
 
 def open_manifest(services: Services, team_keys: TeamKeys, submission_id: str) -> envelope.Manifest:
     """The manifest of a stored submission, opened with the team's secret key."""
-    with services.store.open(submission_id, storage.MANIFEST) as handle:
+    with services.store.open(submission_id, bundle.STORED_MANIFEST) as handle:
         return envelope.open_manifest(handle.read(), team_keys.secret_key)
 
 
@@ -87,9 +87,9 @@ def test_a_report_sealed_on_arrival_opens_with_the_team_key(
     assert manifest.reply_public_key == derived.reply_public_key
     for index, (entry, (name, data)) in enumerate(zip(manifest.files, files.items(), strict=True)):
         assert (entry.name, entry.size, entry.type) == (name, len(data), "text/plain")
-        with services.store.open(submission.id, storage.blob_file(index)) as blob:
+        with services.store.open(submission.id, bundle.stored_blob(index)) as blob:
             assert b"".join(crypto.decrypt_chunks(blob, entry.key, entry.size)) == data
-    assert not staging.path.exists()
+    assert not (services.store.incoming / staging.name).exists()
     assert (submission.kind, submission.sealed_by, submission.source, submission.seq) == (
         "report",
         "server",
@@ -112,7 +112,7 @@ def test_a_follow_up_joins_its_case_with_the_cases_reply_key(
         parts=[],
     )
     assert receipt is not None
-    case, _derived = intake.find_case(services, session, receipt)
+    case, _derived = cases.find_case(services, session, receipt)
     staging = services.store.stage()
     none, follow_up = intake.seal_on_arrival(
         services,
@@ -136,7 +136,7 @@ def test_sealing_on_arrival_refuses_what_was_not_sealed(
 ) -> None:
     staging = services.store.stage()
     part = raw_part(staging, "attachments", b"plain", 0)
-    with pytest.raises(intake.Refused, match="was damaged on the way"):
+    with pytest.raises(cases.Refused, match="was damaged on the way"):
         intake.seal_on_arrival(
             services, session, staging, kind="report", locale="en", fields={}, parts=[part]
         )
@@ -147,7 +147,7 @@ def test_sealing_on_arrival_refuses_more_files_than_a_manifest_may_list(
 ) -> None:
     staging = services.store.stage()
     parts = sealed_parts(staging, {f"{i}.txt": b"" for i in range(envelope.MAX_FILES + 1)})
-    with pytest.raises(intake.Refused, match="At most 100 files"):
+    with pytest.raises(cases.Refused, match="At most 100 files"):
         intake.seal_on_arrival(
             services, session, staging, kind="report", locale="en", fields={}, parts=parts
         )
@@ -164,7 +164,7 @@ def test_answers_too_long_together_are_refused_with_the_files_still_staged(
         intake.seal_on_arrival(
             services, session, staging, kind="report", locale="en", fields=fields, parts=parts
         )
-    assert [p.name for p in staging.path.iterdir()] == ["part-0"]
+    assert staging.names() == {"part-0"}
 
 
 def test_a_browser_sealed_envelope_is_stored_as_it_came(
@@ -175,7 +175,7 @@ def test_a_browser_sealed_envelope_is_stored_as_it_came(
     blob = b"\7" * crypto.SEALED_CHUNK_SIZE
     parts = [raw_part(staging, "manifest", manifest, 0), raw_part(staging, "blob", blob, 1)]
     binding = tickets.session_binding("a browser session")
-    ticket, reply_key = intake.prepare_report(services, binding)
+    ticket, reply_key = cases.prepare_report(services, binding)
     receipt, submission = intake.accept_sealed(
         services,
         session,
@@ -188,11 +188,11 @@ def test_a_browser_sealed_envelope_is_stored_as_it_came(
     )
     assert receipt is not None
     # The case is the one the ticket stands for: its receipt finds it, with the key handed out.
-    case, derived = intake.find_case(services, session, receipt)
+    case, derived = cases.find_case(services, session, receipt)
     assert case.id == submission.case_id
     assert case.reply_public_key == derived.reply_public_key == reply_key
     folder = services.store.path(submission.id)
-    assert (folder / storage.MANIFEST).read_bytes() == manifest
+    assert (folder / bundle.STORED_MANIFEST).read_bytes() == manifest
     assert (folder / "0.blob").read_bytes() == blob
     assert (submission.sealed_by, submission.source, submission.size_bytes) == (
         "browser",
@@ -206,7 +206,7 @@ def test_a_browser_sealed_upload_with_parts_beyond_the_limit_is_refused(
 ) -> None:
     staging = services.store.stage()
     parts = [raw_part(staging, "manifest", bytes(4096 + crypto.SEAL_OVERHEAD), 0)]
-    with pytest.raises(intake.Refused, match="At most 100 files"):
+    with pytest.raises(cases.Refused, match="At most 100 files"):
         intake.accept_sealed(
             services,
             session,
@@ -222,7 +222,7 @@ def test_a_case_file_that_is_no_bundle_is_refused(services: Services, session: S
     staging = services.store.stage()
     part = raw_part(staging, "case_file", b"", 0)
     part.not_bundle = True
-    with pytest.raises(intake.Refused, match="not a sealed case file"):
+    with pytest.raises(cases.Refused, match="not a sealed case file"):
         intake.accept_case_file(services, session, staging, part)
 
 
@@ -230,15 +230,15 @@ def test_a_case_file_that_is_no_bundle_is_refused(services: Services, session: S
 def test_a_receipt_without_a_case_finds_nothing(
     services: Services, session: Session, receipt: str
 ) -> None:
-    with pytest.raises(intake.NoSuchCase):
-        intake.find_case(services, session, receipt)
+    with pytest.raises(cases.NoSuchCase):
+        cases.find_case(services, session, receipt)
 
 
 def _store_reply(
     services: Services, session: Session, case: Case, sealed: bytes, recipient: str
 ) -> None:
     staging = services.store.stage()
-    staging.write(storage.MANIFEST, sealed)
+    staging.write(bundle.STORED_MANIFEST, sealed)
     submission_id = storage.new_id()
     size = services.store.commit(staging, submission_id, case.created_day)
     session.add(
@@ -273,7 +273,7 @@ def test_replies_open_with_the_receipt_and_only_the_submitters_copies_show(
         parts=[],
     )
     assert receipt is not None
-    case, derived = intake.find_case(services, session, receipt)
+    case, derived = cases.find_case(services, session, receipt)
 
     def reply(message: str, key: bytes) -> bytes:
         manifest = envelope.Manifest("reply", "relay-tool", "en", {"message": message})
@@ -283,7 +283,7 @@ def test_replies_open_with_the_receipt_and_only_the_submitters_copies_show(
     _store_reply(services, session, case, reply("team copy", team_keys.public_key), "team")
     _, stranger = crypto.generate_keypair()
     _store_reply(services, session, case, reply("not yours", stranger), "submitter")
-    found = intake.replies(services, case, derived)
+    found = cases.replies(services, case, derived)
     assert [r.message for r in found] == ["for you"]
     assert found[0].day == case.created_day.isoformat()
 
@@ -291,7 +291,7 @@ def test_replies_open_with_the_receipt_and_only_the_submitters_copies_show(
 def test_the_quota_counts_what_is_stored_and_what_arrives(
     session: Session, services: Services
 ) -> None:
-    intake.check_quota(services, session, 10**12)  # no quota: anything goes
+    cases.check_quota(services, session, 10**12)  # no quota: anything goes
     staging = services.store.stage()
     intake.seal_on_arrival(
         services, session, staging, kind="report", locale="en", fields={}, parts=[]
@@ -299,9 +299,9 @@ def test_the_quota_counts_what_is_stored_and_what_arrives(
     used = services.storage_used(session)
     assert used == 4096 + crypto.SEAL_OVERHEAD
     limited = replace(services, config=replace(services.config, storage_quota_bytes=used + 100))
-    intake.check_quota(limited, session, 100)
-    with pytest.raises(intake.QuotaExceeded):
-        intake.check_quota(limited, session, 101)
+    cases.check_quota(limited, session, 100)
+    with pytest.raises(cases.QuotaExceeded):
+        cases.check_quota(limited, session, 101)
 
 
 @pytest.mark.parametrize("where", ["incoming", "kept"])
@@ -309,14 +309,14 @@ def test_the_quota_counts_what_waits_in_staging(
     session: Session, services: Services, where: str
 ) -> None:
     limited = replace(services, config=replace(services.config, storage_quota_bytes=10_000))
-    intake.check_quota(limited, session, 10_000)
+    cases.check_quota(limited, session, 10_000)
     services.store.ensure()
     folder = getattr(services.store, where) / "waiting"
     folder.mkdir()
     (folder / "part-0").write_bytes(b"\0" * 6_000)
-    intake.check_quota(limited, session, 4_000)
-    with pytest.raises(intake.QuotaExceeded):
-        intake.check_quota(limited, session, 4_001)
+    cases.check_quota(limited, session, 4_000)
+    with pytest.raises(cases.QuotaExceeded):
+        cases.check_quota(limited, session, 4_001)
 
 
 @pytest.mark.parametrize("room", [-1, 0])
@@ -332,8 +332,8 @@ def test_the_quota_counts_the_bytes_staged_not_what_was_declared(
     parts = [raw_part(staging, "manifest", manifest, 0), raw_part(staging, "blob", blob, 1)]
     full = room < 0
     binding = tickets.session_binding("a browser session")
-    ticket, _reply_key = intake.prepare_report(services, binding)
-    with pytest.raises(intake.QuotaExceeded) if full else contextlib.nullcontext():
+    ticket, _reply_key = cases.prepare_report(services, binding)
+    with pytest.raises(cases.QuotaExceeded) if full else contextlib.nullcontext():
         intake.accept_sealed(
             limited,
             session,
@@ -355,4 +355,4 @@ def test_a_sealing_stream_and_the_manifest_agree_on_sizes(services: Services) ->
         stream.write(piece)
     size = stream.finish()
     assert size == 200_000
-    assert (staging.path / "part-0").stat().st_size == crypto.blob_length(size)
+    assert staging.file("part-0").stat().st_size == crypto.blob_length(size)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from test_uploads import FilePart, post_parts, report_parts, stored
 
 from portal.cli import main
+from portal.formats import bundle
 from portal.server import retention, storage
 
 
@@ -44,38 +45,38 @@ def test_commit_moves_the_staged_files_into_place_kept_to_the_day(
     store: storage.BlobStore,
 ) -> None:
     staging = store.stage()
-    staging.write(storage.MANIFEST, b"m" * 100)
-    staging.write(storage.blob_file(0), b"b" * 50)
+    staging.write(bundle.STORED_MANIFEST, b"m" * 100)
+    staging.write(bundle.stored_blob(0), b"b" * 50)
     day = date(2026, 3, 4)
     assert store.commit(staging, "abc123", day) == 150
-    assert not staging.path.exists()
+    assert not (store.incoming / staging.name).exists()
     folder = store.path("abc123")
-    assert sorted(p.name for p in folder.iterdir()) == ["0.blob", storage.MANIFEST]
+    assert sorted(p.name for p in folder.iterdir()) == ["0.blob", bundle.STORED_MANIFEST]
     midnight = datetime(2026, 3, 4, tzinfo=UTC).timestamp()
     for path in (folder, *folder.iterdir()):
         assert path.stat().st_mtime == midnight
-    assert stat.S_IMODE((folder / storage.MANIFEST).stat().st_mode) == 0o600
+    assert stat.S_IMODE((folder / bundle.STORED_MANIFEST).stat().st_mode) == 0o600
     assert stat.S_IMODE(store.root.stat().st_mode) == 0o700
     assert stat.S_IMODE(store.incoming.stat().st_mode) == 0o700
     assert store.stored_ids() == {"abc123"}
-    with store.open("abc123", storage.MANIFEST) as handle:
+    with store.open("abc123", bundle.STORED_MANIFEST) as handle:
         assert handle.read() == b"m" * 100
 
 
 def test_keep_only_removes_strays_and_wants_every_piece(store: storage.BlobStore) -> None:
     staging = store.stage()
-    for name in (storage.MANIFEST, "0.blob", "part-7"):
+    for name in (bundle.STORED_MANIFEST, "0.blob", "part-7"):
         staging.write(name, b"x")
-    staging.keep_only({storage.MANIFEST, "0.blob"})
-    assert sorted(p.name for p in staging.path.iterdir()) == ["0.blob", storage.MANIFEST]
+    staging.keep_only({bundle.STORED_MANIFEST, "0.blob"})
+    assert staging.names() == {"0.blob", bundle.STORED_MANIFEST}
     with pytest.raises(FileNotFoundError):
-        staging.keep_only({storage.MANIFEST, "0.blob", "1.blob"})
+        staging.keep_only({bundle.STORED_MANIFEST, "0.blob", "1.blob"})
 
 
 def test_sweep_removes_leftovers_and_folders_without_a_row(store: storage.BlobStore) -> None:
     for submission_id in ("kept", "orphan"):
         staging = store.stage()
-        staging.write(storage.MANIFEST, b"m")
+        staging.write(bundle.STORED_MANIFEST, b"m")
         store.commit(staging, submission_id, date(2026, 1, 1))
     interrupted = store.stage()
     interrupted.write("part-0", b"half an upload")
@@ -88,10 +89,11 @@ def test_the_stale_sweep_leaves_recent_staging_alone(app: Flask, client: FlaskCl
     services = app.extensions["portal"]
     old, recent = services.store.stage(), services.store.stage()
     a_day_ago = time.time() - retention.STALE_SECONDS - 60
-    os.utime(old.path, (a_day_ago, a_day_ago))
+    incoming = services.store.incoming
+    os.utime(incoming / old.name, (a_day_ago, a_day_ago))
     assert retention.sweep_stale(services) == 1
-    assert not old.path.exists()
-    assert recent.path.exists()
+    assert not (incoming / old.name).exists()
+    assert (incoming / recent.name).exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ def test_files_are_synced_and_moved_before_the_row_is_committed(
     synced_files = [
         i
         for i, (kind, what) in enumerate(events)
-        if kind == "fsync" and (what.endswith((storage.MANIFEST, ".blob")))
+        if kind == "fsync" and (what.endswith((bundle.STORED_MANIFEST, ".blob")))
     ]
     synced_root = [
         i for i, (kind, what) in enumerate(events) if kind == "fsync" and (what == str(store.root))
@@ -187,7 +189,7 @@ def test_init_removes_what_an_interrupted_request_left(
 ) -> None:
     services = app.extensions["portal"]
     staging = services.store.stage()
-    staging.write(storage.MANIFEST, b"m" * 4144)
+    staging.write(bundle.STORED_MANIFEST, b"m" * 4144)
     # A folder moved into place whose row never came (a crash between the two), and a
     # staging folder half written (a crash during the upload).
     services.store.commit(staging, storage.new_id(), date.today())

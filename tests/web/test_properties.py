@@ -18,8 +18,7 @@ from sqlalchemy import select
 from test_uploads import FilePart, Part, multipart, post_parts
 
 from portal.cli import main
-from portal.formats import crypto, envelope, questionnaire
-from portal.server import storage
+from portal.formats import bundle, crypto, envelope, questionnaire
 from portal.server.models import Submission
 
 PAGES = ("/en/submit", "/ar/follow-up", "/zh/submit/sealed", "/fr/follow-up/sealed")
@@ -165,9 +164,9 @@ def _stored_whole(app: Flask) -> None:
     with services.sessions() as session:
         for submission in session.scalars(select(Submission)):
             folder = services.store.path(submission.id)
-            envelope.check_sealed_manifest_length((folder / storage.MANIFEST).stat().st_size)
+            envelope.check_sealed_manifest_length((folder / bundle.STORED_MANIFEST).stat().st_size)
             for index in range(submission.file_count):
-                size = (folder / storage.blob_file(index)).stat().st_size
+                size = (folder / bundle.stored_blob(index)).stat().st_size
                 envelope.check_blob_length(size, index)
 
 

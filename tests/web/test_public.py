@@ -30,7 +30,7 @@ from portal import create_app
 from portal.cli import main
 from portal.formats import bundle, crypto, envelope, questionnaire, receipts
 from portal.formats.fields import TEXT, TEXTAREA
-from portal.server import intake, storage
+from portal.server import cases, storage
 from portal.server.models import Case, Submission
 from portal.server.services import today
 from portal.web import i18n
@@ -502,10 +502,12 @@ def _add_reply(app: Flask, receipt: str, message: str) -> None:
     """Store a reply as the staff site does: sealed to the case's reply key."""
     services = app.extensions["portal"]
     with services.sessions() as session:
-        case, _derived = intake.find_case(services, session, receipt)
+        case, _derived = cases.find_case(services, session, receipt)
         manifest = envelope.Manifest("reply", "relay-tool", "en", {"message": message})
         staging = services.store.stage()
-        staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, case.reply_public_key))
+        staging.write(
+            bundle.STORED_MANIFEST, envelope.seal_manifest(manifest, case.reply_public_key)
+        )
         submission_id = storage.new_id()
         size = services.store.commit(staging, submission_id, today())
         seq = len(case.submissions) + 1
@@ -737,7 +739,7 @@ def test_a_relays_sealed_case_file_is_stored_as_it_is(
     with bundle.read_bytes(sealed) as reader:
         (entry,) = reader.entries
         with reader.open(f"{entry.id}/manifest.sealed") as manifest:
-            assert (folder / storage.MANIFEST).read_bytes() == manifest.read()
+            assert (folder / bundle.STORED_MANIFEST).read_bytes() == manifest.read()
         with reader.open(f"{entry.id}/files/0.blob") as blob:
             assert (folder / "0.blob").read_bytes() == blob.read()
 

@@ -13,8 +13,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from portal.formats import crypto, envelope
-from portal.server import accounts, intake, storage
+from portal.formats import bundle, crypto, envelope
+from portal.server import accounts, cases, storage
 from portal.server.models import Case, Submission
 from portal.server.services import Services
 
@@ -138,7 +138,7 @@ def make_submission(
     services = services_of(app)
     with services.sessions() as session:
         if case_id is None:
-            _receipt, case, _derived = intake.new_case(services, session)
+            _receipt, case, _derived = cases.new_case(services, session)
             session.flush()
         else:
             case = session.get(Case, case_id)
@@ -147,7 +147,7 @@ def make_submission(
         entries = []
         for index in range(files):
             key = crypto.new_file_key()
-            with staging.open(storage.blob_file(index)) as out:
+            with staging.open(bundle.stored_blob(index)) as out:
                 # Sealed noise of the right length is enough: the server never opens it.
                 out.write(crypto.encrypt_chunk(b"\0" * crypto.CHUNK_SIZE, key, 0, blob_chunks == 1))
                 for chunk in range(1, blob_chunks):
@@ -169,7 +169,9 @@ def make_submission(
             tuple(entries),
             case.reply_public_key,
         )
-        staging.write(storage.MANIFEST, envelope.seal_manifest(manifest, services.team_public_key))
+        staging.write(
+            bundle.STORED_MANIFEST, envelope.seal_manifest(manifest, services.team_public_key)
+        )
         submission_id = storage.new_id()
         day = received or date.today()
         size = services.store.commit(staging, submission_id, day)

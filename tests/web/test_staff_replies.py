@@ -17,8 +17,7 @@ from werkzeug.test import encode_multipart
 
 from portal.cli.reply import seal_reply
 from portal.formats import bundle, crypto, envelope
-from portal.offline import relay
-from portal.server import intake, replies
+from portal.server import cases, replies
 from portal.server.models import AuditEvent, Case, Submission
 
 pytest_plugins = ["test_staff_helpers"]
@@ -31,7 +30,7 @@ def _case(app: Flask) -> tuple[str, str]:
     """A case opened as the public site opens one: its receipt and id."""
     services = services_of(app)
     with services.sessions() as session:
-        receipt, case, _derived = intake.new_case(services, session)
+        receipt, case, _derived = cases.new_case(services, session)
         session.commit()
         make_submission(app, case_id=case.id)
         return receipt, case.id
@@ -146,8 +145,8 @@ def _bundle(
     entries: list[bundle.Entry], manifests: dict[str, bytes], blobs: dict[str, bytes] | None = None
 ) -> bytes:
     """A bundle written as it is, without the sealing tool's own checks."""
-    members = [relay.bytes_member(bundle.manifest_name(e.id), manifests[e.id]) for e in entries]
-    members += [relay.bytes_member(name, data) for name, data in (blobs or {}).items()]
+    members = [bundle.bytes_member(bundle.manifest_name(e.id), manifests[e.id]) for e in entries]
+    members += [bundle.bytes_member(name, data) for name, data in (blobs or {}).items()]
     out = io.BytesIO()
     bundle.write(out, entries, members)
     return out.getvalue()
@@ -322,7 +321,7 @@ def test_a_copy_sealed_to_another_key_than_declared_cannot_be_told_apart(
     key)."""
     services = services_of(staff_app)
     with services.sessions() as session:
-        _receipt, case, derived = intake.new_case(services, session)
+        _receipt, case, derived = cases.new_case(services, session)
         session.commit()
         stranger = crypto.generate_keypair()[1]
         entries = [
@@ -344,7 +343,7 @@ def test_a_copy_sealed_to_another_key_than_declared_cannot_be_told_apart(
         replies.accept(services, session, out, "amina")
         session.refresh(case)
         assert len(case.submissions) == 2
-        assert intake.replies(services, case, derived) == []
+        assert cases.replies(services, case, derived) == []
 
 
 @pytest.mark.parametrize("data", [b""])

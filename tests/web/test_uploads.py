@@ -221,7 +221,7 @@ def test_an_attachment_is_sealed_before_any_byte_reaches_the_disk(
 
     def spy(self: storage.BlobStore, staging: storage.Staging, *args: object) -> int:
         # What is staged, just before it is stored.
-        seen.extend(p.read_bytes() for p in staging.path.iterdir())
+        seen.extend(staging.file(name).read_bytes() for name in staging.names())
         return real_commit(self, staging, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(storage.BlobStore, "commit", spy)
@@ -271,7 +271,7 @@ def test_a_stray_file_part_is_not_stored_with_the_report(app: Flask, client: Fla
     assert response.status_code == 200
     services = app.extensions["portal"]
     (folder,) = stored(app).folders
-    assert sorted(p.name for p in services.store.path(folder).iterdir()) == [storage.MANIFEST]
+    assert sorted(p.name for p in services.store.path(folder).iterdir()) == [bundle.STORED_MANIFEST]
 
 
 @pytest.mark.parametrize(

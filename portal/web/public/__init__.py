@@ -1,8 +1,8 @@
 """The public site's pages: landing, report form, receipt, follow-up, key, safety.
 
-Views parse, call `intake`, and render. Every form page works without JavaScript; where the
-browser runs it, the sealing script takes over the same form and posts to the `/sealed`
-endpoints instead, so the server never sees the report.
+Views parse, call `intake` and `cases`, and render. Every form page works without JavaScript;
+where the browser runs it, the sealing script takes over the same form and posts to the
+`/sealed` endpoints instead, so the server never sees the report.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from wtforms import ValidationError
 
 from portal.formats import envelope, questionnaire
 from portal.formats.fields import N_
-from portal.server import intake
+from portal.server import cases
 from portal.server.services import Services, current
 from portal.web import headers, i18n, limits, presenting, uploads
 from portal.web.limits import limiter
@@ -127,7 +127,7 @@ def _within_file_limit(
     if not staged.overflow and len(files) <= envelope.MAX_FILES:
         return files, []
     for extra in files[envelope.MAX_FILES :]:
-        (staged.staging.path / extra.name).unlink(missing_ok=True)
+        staged.staging.remove(extra.name)
     return files[: envelope.MAX_FILES], [questionnaire.Problem(ATTACHMENTS, TOO_MANY_FILES)]
 
 
@@ -160,7 +160,7 @@ def _no_case() -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def refusal(exc: intake.Refused) -> str:
+def refusal(exc: cases.Refused) -> str:
     """Why an upload was refused, in the page's language."""
     return _(exc.message, **{k: str(v) for k, v in exc.params.items()})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import render_template, request
 from flask_wtf.csrf import generate_csrf
 
-from portal.server import intake
+from portal.server import cases, intake
 from portal.server.services import current
 from portal.web import uploads
 from portal.web.public import _, _csrf_problem, bp, refusal, report_limit
@@ -35,7 +35,7 @@ def case_file_post() -> tuple[str, int]:
     """A relay's sealed case file (a bundle of one report), stored as it is once checked."""
     services = current()
     with services.sessions() as session:
-        intake.check_quota(services, session, request.content_length or 0)
+        cases.check_quota(services, session, request.content_length or 0)
         staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=1)
         form = request.form
         relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
@@ -60,7 +60,7 @@ def case_file_post() -> tuple[str, int]:
             receipt, _submission = intake.accept_case_file(
                 services, session, staged.staging, relay[0]
             )
-        except intake.Refused as exc:
+        except cases.Refused as exc:
             staged.discard()
             return render_case_file(refusal(exc), 400)
         staged.committed = True

@@ -10,7 +10,7 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.datastructures import MultiDict
 
 from portal.formats import answers, questionnaire
-from portal.server import intake
+from portal.server import cases, intake
 from portal.server.services import current
 from portal.web import i18n, kept, uploads
 from portal.web.public import (
@@ -70,11 +70,11 @@ def follow_up_post() -> tuple[str, int]:
             staged.discard()
             return _receipt_page(problem, receipt), 400
         try:
-            case, derived = intake.find_case(services, session, receipt)
-        except intake.NoSuchCase:
+            case, derived = cases.find_case(services, session, receipt)
+        except cases.NoSuchCase:
             staged.discard()
             return _receipt_page(problem or _no_case(), receipt), 400
-        replies = intake.replies(services, case, derived)
+        replies = cases.replies(services, case, derived)
         if not adding:
             staged.discard()
             return _case_page(receipt, replies, MultiDict(), [], []), 200
@@ -89,7 +89,7 @@ def follow_up_post() -> tuple[str, int]:
             kept_files = _keep(services, staged, files, problems, trusted=problem is None)
             return _case_page(receipt, replies, form, problems, kept_files, problem), 400
         # This request's files are already in staging, which the quota counts.
-        intake.check_quota(services, session, 0)
+        cases.check_quota(services, session, 0)
         try:
             intake.seal_on_arrival(
                 services,
@@ -121,7 +121,7 @@ def _receipt_page(problem: str, receipt: str) -> str:
 
 def _case_page(
     receipt: str,
-    replies: list[intake.Reply] | None,
+    replies: list[cases.Reply] | None,
     values: MultiDict[str, str],
     problems: list[answers.Problem],
     kept_files: list[kept.KeptFile],

@@ -11,7 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from portal.formats import answers, questionnaire
 from portal.formats.fields import Field
-from portal.server import intake
+from portal.server import cases, intake
 from portal.server.services import Services, current
 from portal.web import i18n, kept, uploads
 from portal.web.public import (
@@ -101,7 +101,7 @@ def submit_post() -> tuple[str, int]:
     """A report posted without JavaScript: attachments were sealed as they arrived."""
     services = current()
     with services.sessions() as session:
-        intake.check_quota(services, session, request.content_length or 0)
+        cases.check_quota(services, session, request.content_length or 0)
         staged = uploads.expect_uploads(
             services.store, uploads.SEAL, max_files=100, fields=REPORT_FILE_FIELDS
         )

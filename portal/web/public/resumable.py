@@ -27,7 +27,7 @@ from flask import Response, jsonify, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 
 from portal.formats import answers, envelope
-from portal.server import intake, resumable, tickets, upload_intake
+from portal.server import cases, intake, resumable, tickets
 from portal.server.services import current
 from portal.web import limits
 from portal.web.public import (
@@ -97,21 +97,21 @@ def _create(kind: str) -> Response | tuple[str, int]:
         return _refused(str(exc))
     with services.sessions() as session:
         # Room for all it will hold is promised now: counted from here until it is stored.
-        intake.check_quota(services, session, len(manifest) + sum(chunks) * resumable.CHUNK)
+        cases.check_quota(services, session, len(manifest) + sum(chunks) * resumable.CHUNK)
         ticket = case_id = None
         if kind == "report":
             ticket = form.get("ticket", "")
             try:
-                upload_intake.check_ticket(services, session, ticket, _session_binding())
-            except intake.TicketRefused:
+                intake.check_ticket(services, session, ticket, _session_binding())
+            except cases.TicketRefused:
                 return _refused(_expired())
-            except intake.Refused as exc:
+            except cases.Refused as exc:
                 return _refused(str(exc))
             ticket = resumable.ticket_digest(ticket)
         else:
             try:
-                case, _derived = intake.find_case(services, session, form.get("receipt", ""))
-            except intake.NoSuchCase:
+                case, _derived = cases.find_case(services, session, form.get("receipt", ""))
+            except cases.NoSuchCase:
                 return _refused(_no_case())
             case_id = case.id
     plan = resumable.Plan(kind, _binding(), chunks, ticket, case_id)
@@ -189,14 +189,14 @@ def finish_upload(handle: str) -> tuple[str, int]:
         return _refused(str(exc), exc.status)
     with services.sessions() as session:
         try:
-            receipt, _submission = upload_intake.accept_upload(
+            receipt, _submission = intake.accept_upload(
                 services, session, upload, ticket=ticket, binding=_session_binding()
             )
         except resumable.UploadError as exc:
             return _refused(str(exc), exc.status)
-        except intake.TicketRefused:
+        except cases.TicketRefused:
             return _refused(_expired())
-        except intake.Refused as exc:
+        except cases.Refused as exc:
             return _refused(str(exc))
     return _done(upload.plan.kind, receipt)
 

@@ -11,7 +11,7 @@ from flask import (
 from flask import session as browser_session
 
 from portal.formats import answers, crypto, envelope
-from portal.server import intake, tickets
+from portal.server import cases, intake, tickets
 from portal.server.services import current
 from portal.web import uploads
 from portal.web.public import (
@@ -41,8 +41,8 @@ def submit_prepare() -> Response | tuple[str, int]:
     # A full store turns the report away now, before sealing and before the costly derivation;
     # the smallest report is one sealed manifest.
     with services.sessions() as session:
-        intake.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
-    ticket, reply_key = intake.prepare_report(services, _session_binding())
+        cases.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
+    ticket, reply_key = cases.prepare_report(services, _session_binding())
     return jsonify({"ticket": ticket, "reply_public_key": crypto.b64encode(reply_key)})
 
 
@@ -61,7 +61,7 @@ def submit_sealed() -> tuple[str, int]:
 def _sealed(kind: str) -> tuple[str, int]:
     services = current()
     with services.sessions() as session:
-        intake.check_quota(services, session, request.content_length or 0)
+        cases.check_quota(services, session, request.content_length or 0)
         staged = uploads.expect_uploads(services.store, uploads.RAW, max_files=101)
         form = request.form
         parts = staged.finish()
@@ -72,8 +72,8 @@ def _sealed(kind: str) -> tuple[str, int]:
         case = None
         if kind == "follow-up":
             try:
-                case, _derived = intake.find_case(services, session, form.get("receipt", ""))
-            except intake.NoSuchCase:
+                case, _derived = cases.find_case(services, session, form.get("receipt", ""))
+            except cases.NoSuchCase:
                 return render_template("public/refused.html", reason=_no_case()), 400
         try:
             receipt, _submission = intake.accept_sealed(
@@ -88,10 +88,10 @@ def _sealed(kind: str) -> tuple[str, int]:
                 binding=_session_binding(),
                 extra_parts=staged.overflow,
             )
-        except intake.TicketRefused:
+        except cases.TicketRefused:
             # The script asks for a fresh ticket on every try: sending again is the remedy.
             return render_template("public/refused.html", reason=_expired()), 400
-        except intake.Refused as exc:
+        except cases.Refused as exc:
             return render_template("public/refused.html", reason=refusal(exc)), 400
         staged.committed = True
     if kind == "follow-up":

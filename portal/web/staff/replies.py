@@ -57,7 +57,7 @@ def reply_post() -> tuple[str, int]:
         return _reply_page(_("Choose the reply file made by “portal reply”."), 400)
     with services.sessions() as db:
         try:
-            stored = replies.accept(services, db, staged.staging.path / parts[0].name, g.staff_name)
+            stored = replies.accept(services, db, staged.staging.file(parts[0].name), g.staff_name)
         except replies.Refused as exc:
             audit.record(db, g.staff_name, "reply-refused")
             db.commit()

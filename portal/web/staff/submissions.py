@@ -152,15 +152,10 @@ def bundle_length(services: Services, chosen: Sequence[Submission]) -> int:
     """The exact size of the bundle `exporting.stream` makes of `chosen`, for Content-Length:
     a browser then knows when a download stopped short."""
     entries = [exporting.entry(s) for s in chosen]
-    total = bundle.BLOCK + _padded(len(bundle.index_bytes(entries)))
+    members: list[bundle.Member] = []
     for entry in entries:
-        for member in bundle.members_of(entry, services.store.path(entry.id)):
-            total += bundle.BLOCK + _padded(member.size)
-    return total + 2 * bundle.BLOCK
-
-
-def _padded(size: int) -> int:
-    return size + (-size % bundle.BLOCK)
+        members += bundle.members_of(entry, services.store.path(entry.id))
+    return bundle.length(entries, members)
 
 
 def exported_when_sent(
