@@ -142,13 +142,13 @@ def _cmdline(pid: int) -> str:
 
 def staff_worker(serve_pid: int) -> int:
     """The gunicorn worker serving the staff site under `portal serve`: the one child of the
-    staff site's arbiter (`python -m portal.serve.serving staff ...`)."""
+    staff site's arbiter (`python -m portal.serve.site staff ...`)."""
     stack = [serve_pid]
     while stack:
         pid = stack.pop()
         children = _children(pid)
         command = _cmdline(pid)
-        if "portal.serve.serving" in command and "staff" in command:
+        if "portal.serve.site" in command and "staff" in command:
             if len(children) != 1:
                 raise RuntimeError(f"expected one staff worker, found {len(children)}")
             return children[0]

@@ -158,7 +158,7 @@ class Deployment:
             "threads": threads,
             "log_level": "warning",
         }
-        command = [sys.executable, "-m", "portal.serve.serving", "public", json.dumps(options)]
+        command = [sys.executable, "-m", "portal.serve.site", "public", json.dumps(options)]
         return serving([*command, str(os.getpid())], self.env, port, "/en/submit")
 
     def plain(self) -> AbstractContextManager[Server]:

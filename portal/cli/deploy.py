@@ -7,15 +7,14 @@ Both commands read the same `PORTAL_*` environment as the sites. `PORTAL_SOCKET_
 
 from __future__ import annotations
 
-import logging.config
 import os
-import stat
 import sys
 from pathlib import Path
 
 import click
 
-from portal.serve import logs
+# At the top: an install without the server extra answers that gunicorn is missing.
+from portal.serve import launch
 from portal.server.config import Config, ConfigError, load_config
 
 SOCKET_DIR = click.Path(file_okay=False, path_type=Path)
@@ -28,60 +27,6 @@ def config_from(env: dict[str, str]) -> Config:
         return load_config(env)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def socket_dir_of(config: Config, socket_dir: Path | None) -> Path:
-    """Where the two sites' Unix sockets are: `--socket-dir`, else the data folder's `run/`."""
-    return (socket_dir or config.data_dir / "run").resolve()
-
-
-# ---------------------------------------------------------------------------------------------
-# portal serve
-
-
-def _prepare(config: Config, sweep: bool) -> int:
-    """Check that the sites can start; clear what interrupted uploads left (return how many)."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from portal.server import retention, services
-    from portal.web import resources
-
-    try:
-        for site in resources.SITE_TEMPLATES:
-            resources.check(site)
-    except resources.MissingResource as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        state = services.load(config)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    try:
-        if not sweep:
-            with state.sessions() as session:
-                session.execute(text("SELECT 1 FROM submissions LIMIT 1"))
-            return 0
-        return retention.sweep(state)
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            "The database is not ready for the portal: run `portal init` first "
-            f"({type(exc).__name__})."
-        ) from exc
-    finally:
-        state.engine.dispose()
-
-
-def _socket_folder(folder: Path) -> None:
-    """Make the sockets' folder if needed; warn when anyone at all could connect."""
-    if not folder.exists():
-        folder.mkdir(mode=0o750, parents=True)
-    mode = folder.stat().st_mode
-    if mode & stat.S_IXOTH:
-        click.echo(
-            f"Warning: every user of this machine can reach {folder}: make it 2750, "
-            "group debian-tor (see the deployment guide).",
-            err=True,
-        )
 
 
 @click.command()
@@ -209,8 +154,6 @@ def serve(
     no_sweep: bool,
 ) -> None:
     """Serve the public and the staff site with gunicorn, each on its own socket."""
-    from portal.serve import serving
-
     env = dict(os.environ)
     if demo:
         env["PORTAL_DEMO"] = "1"
@@ -219,58 +162,33 @@ def serve(
     if port is not None and port == staff_port:
         raise click.UsageError("--port and --staff-port must differ.")
     config = config_from(env)
-    logging.config.dictConfig(logs.logconfig_dict(log_file, None, log_level))
-    removed = _prepare(config, sweep=not no_sweep)
-    if removed:
-        click.echo(f"Removed {removed} leftover(s) of interrupted uploads.", err=True)
-
-    folder = socket_dir_of(config, socket_dir)
-    unix = serving.binds_in(folder)
-    binds = {
-        "public": serving.loopback(port) if port else unix["public"],
-        "staff": serving.loopback(staff_port) if staff_port else unix["staff"],
-    }
-    chosen = ["public", "staff"] if site == "both" else [site]
-    if any(binds[name].startswith("unix:") for name in chosen):
-        _socket_folder(folder)
-    if workers > 1 and config.ratelimit_storage_uri.startswith("memory"):
-        click.echo(
-            "Warning: with more than one worker and memory:// storage, each worker "
-            "counts rate limits alone; set PORTAL_RATELIMIT_STORAGE_URI to a Redis URL.",
-            err=True,
+    request = launch.Request(
+        socket_dir=socket_dir,
+        port=port,
+        staff_port=staff_port,
+        site=site,
+        workers=workers,
+        worker_class=worker_class,
+        connections=connections,
+        threads=threads,
+        read_timeout=read_timeout,
+        min_rate=min_rate,
+        graceful_timeout=graceful_timeout,
+        log_file=log_file,
+        access_log=access_log,
+        log_level=log_level,
+        sweep=not no_sweep,
+        demo=demo,
+    )
+    try:
+        code = launch.run(
+            request,
+            config,
+            env,
+            report=lambda line: click.echo(line, err=True),
+            announce=click.echo,
         )
-    sites = [
-        serving.SiteOptions(
-            site=name,
-            bind=binds[name],
-            # The staff site serves a handful of authorised people: one process, a few threads.
-            workers=workers if name == "public" else 1,
-            worker_class=worker_class if name == "public" else "gthread",
-            connections=connections,
-            threads=threads if name == "public" else serving.STAFF_THREADS,
-            read_timeout=read_timeout,
-            min_rate=min_rate,
-            graceful_timeout=graceful_timeout,
-            log_file=log_file,
-            access_log=access_log,
-            log_level=log_level,
-        )
-        for name in chosen
-    ]
-
-    def announce() -> None:
-        for options in sites:
-            where = options.bind
-            url = f"http://{where}/" if not where.startswith("unix:") else where
-            click.echo(f"The {options.site} site is at {url}")
-        if demo:
-            click.echo(
-                "A demonstration on loopback, which also answers to localhost names. "
-                "Stop it with Ctrl-C."
-            )
-
-    code = serving.supervise(sites, env, on_ready=announce)
-    serving.unlink_sockets(options.bind for options in sites)
+    except launch.CannotStart as exc:
+        raise click.ClickException(str(exc)) from exc
     if code:
-        # A site killed by a signal has a negative status; the shell and systemd want 1 to 255.
-        sys.exit(code if 0 < code < 256 else 1)
+        sys.exit(code)

@@ -13,36 +13,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from portal.cli.deploy import SOCKET_DIR, config_from, socket_dir_of
-from portal.server.config import Config
+from portal.cli.deploy import SOCKET_DIR, config_from
 
 if TYPE_CHECKING:
     from portal.serve.torconfig import ClientKey
-
-
-# ---------------------------------------------------------------------------------------------
-# portal tor-config
-
-
-def _staff_names(config: Config) -> list[str]:
-    """The names of the staff accounts in the database."""
-    from sqlalchemy import select
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from portal.server import db
-    from portal.server.models import StaffMember
-
-    engine = db.make_engine(config.database_url)
-    try:
-        with engine.connect() as connection:
-            return sorted(connection.scalars(select(StaffMember.name)))
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            "The staff accounts could not be read from the database "
-            f"({type(exc).__name__}); name the staff with --staff instead."
-        ) from exc
-    finally:
-        engine.dispose()
 
 
 def _tell(keys: Sequence[ClientKey], onion: str | None, clients: Path) -> None:
@@ -130,41 +104,29 @@ def tor_config(
     The torrc goes to standard output; the key pairs go into the clients folder, and what to
     do with them is written to standard error.
     """
-    from portal.serve import serving, torconfig
+    from portal.serve import torconfig
 
     config = config_from(dict(os.environ))
-    unix = serving.binds_in(socket_dir_of(config, socket_dir))
     try:
-        services = torconfig.OnionServices(
-            data_dir=data_dir.absolute(),
-            public_target=serving.loopback(port) if port else unix["public"],
-            staff_target=serving.loopback(staff_port) if staff_port else unix["staff"],
-            log=str(Path(log_file).absolute()) if log_file else "syslog",
+        plan = torconfig.plan(
+            config,
+            data_dir=data_dir,
+            socket_dir=socket_dir,
+            port=port,
+            staff_port=staff_port,
+            log_file=log_file,
+            staff=staff,
+            new_key=new_key,
+            clients_dir=clients_dir,
+            staff_onion=staff_onion,
         )
-        text = torconfig.torrc(services)
-        names = (
-            sorted({torconfig.check_name(name) for name in staff})
-            if staff
-            else [torconfig.check_name(name) for name in _staff_names(config)]
-        )
-        renew = {torconfig.check_name(name) for name in new_key}
-        onion = (
-            torconfig.check_onion(staff_onion)
-            if staff_onion
-            else torconfig.read_onion(services.staff_dir)
-        )
+    except torconfig.NotListed as exc:
+        raise click.UsageError(str(exc)) from exc
     except torconfig.TorConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    if not names:
-        raise click.ClickException(
-            "There is no staff account yet, so nobody could reach the staff site: add "
-            "accounts with `portal staff add NAME`, or name people with --staff."
-        )
-    if unknown := renew - set(names):
-        raise click.UsageError(f"--new-key names someone not listed: {', '.join(sorted(unknown))}.")
-    clients = (clients_dir or config.data_dir / "tor-clients").absolute()
-    keys, removed = torconfig.client_keys(clients, names, renew, onion)
-    click.echo(text, nl=False)
+    services, names, onion, clients = plan.services, plan.names, plan.onion, plan.clients
+    keys, removed = torconfig.client_keys(clients, names, plan.renew, onion)
+    click.echo(plan.torrc, nl=False)
 
     click.echo(f"Client keys of {', '.join(names)} are in {clients}.", err=True)
     if removed:

@@ -18,10 +18,14 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nacl.public
 
 from portal.formats import durable
+
+if TYPE_CHECKING:
+    from portal.server.config import Config
 
 PUBLIC_SERVICE = "reprisals-public"
 STAFF_SERVICE = "reprisals-staff"
@@ -34,6 +38,10 @@ ONION = re.compile(r"[a-z2-7]{56}\.onion")
 
 class TorConfigError(Exception):
     """A torrc or a key cannot be made as asked; the message says why."""
+
+
+class NotListed(TorConfigError):
+    """A key is to be replaced for someone who is not among the people listed."""
 
 
 @dataclass(frozen=True)
@@ -284,3 +292,84 @@ def read_onion(service_dir: Path) -> str | None:
         return check_onion((service_dir / "hostname").read_text(encoding="ascii"))
     except (OSError, UnicodeDecodeError, TorConfigError):
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# What `portal tor-config` writes
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The torrc of both onion services, whose keys to keep and where, and the staff's address."""
+
+    services: OnionServices
+    torrc: str
+    names: list[str]
+    renew: set[str]
+    onion: str | None
+    clients: Path
+
+
+def staff_names(config: Config) -> list[str]:
+    """The names of the staff accounts in the database."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from portal.server import db
+    from portal.server.models import StaffMember
+
+    engine = db.make_engine(config.database_url)
+    try:
+        with engine.connect() as connection:
+            return sorted(connection.scalars(select(StaffMember.name)))
+    except SQLAlchemyError as exc:
+        raise TorConfigError(
+            "The staff accounts could not be read from the database "
+            f"({type(exc).__name__}); name the staff with --staff instead."
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def plan(
+    config: Config,
+    data_dir: Path,
+    socket_dir: Path | None,
+    port: int | None,
+    staff_port: int | None,
+    log_file: str | None,
+    staff: Sequence[str],
+    new_key: Sequence[str],
+    clients_dir: Path | None,
+    staff_onion: str | None,
+) -> Plan:
+    """What `portal tor-config` writes, from its options (`staff` empty: every staff account).
+
+    TorConfigError when it cannot be made; NotListed when `new_key` names someone not listed.
+    """
+    from portal.serve import launch, supervisor
+
+    unix = supervisor.binds_in(launch.socket_dir_of(config, socket_dir))
+    services = OnionServices(
+        data_dir=data_dir.absolute(),
+        public_target=supervisor.loopback(port) if port else unix["public"],
+        staff_target=supervisor.loopback(staff_port) if staff_port else unix["staff"],
+        log=str(Path(log_file).absolute()) if log_file else "syslog",
+    )
+    text = torrc(services)
+    names = (
+        sorted({check_name(name) for name in staff})
+        if staff
+        else [check_name(name) for name in staff_names(config)]
+    )
+    renew = {check_name(name) for name in new_key}
+    onion = check_onion(staff_onion) if staff_onion else read_onion(services.staff_dir)
+    if not names:
+        raise TorConfigError(
+            "There is no staff account yet, so nobody could reach the staff site: add "
+            "accounts with `portal staff add NAME`, or name people with --staff."
+        )
+    if unknown := renew - set(names):
+        raise NotListed(f"--new-key names someone not listed: {', '.join(sorted(unknown))}.")
+    clients = (clients_dir or config.data_dir / "tor-clients").absolute()
+    return Plan(services, text, names, renew, onion, clients)

@@ -12,7 +12,7 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from portal.server import resumable, storage
 from portal.server.models import Case, Submission
-from portal.server.services import Services, today
+from portal.server.services import Services, opened, today
 
 if TYPE_CHECKING:
     # Only the sites hand their app in; the server commands run without the web stack.
@@ -62,6 +62,22 @@ def delete(services: Services, session: Session, submissions: Sequence[Submissio
     _drop_old_pages(services)
     for submission_id in ids:
         services.store.delete(submission_id)
+
+
+def purge(env: Mapping[str, str], dry_run: bool = False) -> tuple[int, int]:
+    """`portal purge`: delete the submissions past retention, then abandoned uploads.
+
+    Returns how many submissions were deleted (on a dry run: would be, and nothing is) and how
+    many abandoned uploads were removed. ConfigError when the services cannot be loaded.
+    """
+    with opened(env) as services:
+        with services.sessions() as session:
+            past = due(services, session)
+            if dry_run:
+                return len(past), 0
+            delete(services, session, past)
+        removed = sweep_stale(services)
+    return len(past), removed
 
 
 def _drop_old_pages(services: Services) -> None:

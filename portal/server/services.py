@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from portal.formats import crypto, days, receipts
 from portal.server import db, storage
-from portal.server.config import Config, ConfigError
+from portal.server.config import Config, ConfigError, load_config
 from portal.server.models import Submission
 
 SECRET_BYTES = 32
@@ -126,6 +128,20 @@ def load(config: Config) -> Services:
         text,
         secret,
     )
+
+
+@contextmanager
+def opened(env: Mapping[str, str]) -> Iterator[Services]:
+    """The services for one command, from the environment `env`; connections closed after.
+
+    ConfigError, before anything is opened, when they cannot be loaded.
+    """
+    services = load(load_config(env))
+    try:
+        yield services
+    finally:
+        # Connections are closed when the command ends, not whenever they are collected.
+        services.engine.dispose()
 
 
 def current() -> Services:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tarfile
 from dataclasses import dataclass, field
 from typing import IO, Any, BinaryIO
 
@@ -141,7 +140,7 @@ class CaseFileStream(RawStream):
             self._head += data
             if len(self._head) >= bundle.BLOCK:
                 held, self._head = bytes(self._head), bytearray()
-                if _starts_bundle(held[: bundle.BLOCK]):
+                if bundle.starts_bundle(held[: bundle.BLOCK]):
                     self._checked = True
                     super().write(held)
                 else:
@@ -156,15 +155,6 @@ class CaseFileStream(RawStream):
             self.size += len(self._head)
             self._head = bytearray()
         return super().finish()
-
-
-def _starts_bundle(block: bytes) -> bool:
-    """Whether a first tar block is the header of a bundle's index."""
-    try:
-        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-    except tarfile.HeaderError:
-        return False
-    return info.name == bundle.INDEX_NAME and info.isreg()
 
 
 @dataclass

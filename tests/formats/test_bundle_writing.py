@@ -80,3 +80,13 @@ def test_write_file_keeps_a_whole_bundle_and_overwrites_nothing(tmp_path: Path) 
     with pytest.raises(bundle.WriteError, match="does not exist"):
         bundle.write_file(tmp_path / "missing" / "b.sealed", [e], members)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.sealed"]
+
+
+def test_a_bundle_is_told_apart_by_its_first_block() -> None:
+    first = b"".join(bundle.stream([entry("sub1", 0)], []))[: bundle.BLOCK]
+    assert bundle.starts_bundle(first)
+    other = bytearray(first)
+    other[: len(bundle.INDEX_NAME)] = b"x" * len(bundle.INDEX_NAME)  # another name: checksum off
+    assert not bundle.starts_bundle(bytes(other))
+    assert not bundle.starts_bundle(b"%PDF-1.7\n" + bytes(bundle.BLOCK - 9))
+    assert not bundle.starts_bundle(bytes(bundle.BLOCK))

@@ -90,15 +90,15 @@ def test_it_refuses_to_start_before_portal_init(tmp_path: Path, env: dict[str, s
 def test_the_start_up_sweep_can_be_left_to_one_server_of_several(
     initialised: dict[str, str],
 ) -> None:
-    from portal.cli.deploy import _prepare
+    from portal.serve.launch import prepare
     from portal.server.config import load_config
 
     config = load_config(initialised)
     leftover = config.blob_dir / ".incoming" / "another-servers-upload"
     leftover.mkdir(parents=True)
-    assert _prepare(config, sweep=False) == 0
+    assert prepare(config, sweep=False) == 0
     assert leftover.exists()
-    assert _prepare(config, sweep=True) == 1
+    assert prepare(config, sweep=True) == 1
     assert not leftover.exists()
 
 

@@ -244,7 +244,7 @@ def test_importing_the_portal_patches_nothing() -> None:
     script = textwrap.dedent(
         """
         import sys
-        import portal, portal.cli, portal.serve.serving, portal.wsgi
+        import portal, portal.cli, portal.serve.site, portal.serve.supervisor, portal.wsgi
         import portal.formats.receipts, portal.web.gate
         from portal import create_app
         assert "gevent" not in sys.modules, "gevent imported"

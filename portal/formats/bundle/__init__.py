@@ -44,7 +44,7 @@ from portal.formats.bundle.layout import (
     parse_index,
     stored_blob,
 )
-from portal.formats.bundle.reading import Reader, read_bytes
+from portal.formats.bundle.reading import Reader, read_bytes, starts_bundle
 from portal.formats.bundle.writing import (
     Member,
     WriteError,
@@ -82,6 +82,7 @@ __all__ = [
     "new_id",
     "parse_index",
     "read_bytes",
+    "starts_bundle",
     "stored_blob",
     "stream",
     "write",

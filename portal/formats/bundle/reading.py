@@ -28,6 +28,16 @@ from portal.formats.bundle.layout import (
 )
 
 
+def starts_bundle(block: bytes) -> bool:
+    """Whether a first tar block is the header of a bundle's index: what a bundle begins with,
+    so that a file that is plainly something else is told apart before it is all received."""
+    try:
+        info = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return info.name == INDEX_NAME and info.isreg()
+
+
 class Reader:
     """Reads a bundle from a seekable file, checking its layout before anything is opened."""
 

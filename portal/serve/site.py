@@ -1,13 +1,7 @@
-"""Serving both sites with gunicorn: an arbiter per site, both started and kept by `portal serve`.
+"""One site served by its own gunicorn arbiter: the process `portal serve` starts per site.
 
-Why two arbiters rather than one whose application picks the site by listening socket: each
-site then has its own workers, so a flood of slow uploads on the public site can never take
-what the staff need, and each runs with settings fit for it (the public site takes hour-long
-uploads; the staff site does not). `portal serve` starts one child process per site
-(`python -m portal.serve.serving SITE OPTIONS`), passes on the signals it receives (TERM: finish
-requests then stop, INT: stop now, HUP: reload workers, USR1: reopen log files), and stops the
-other site and exits with an error when one of them stops by itself, so that systemd restarts
-both.
+`portal.serve.supervisor` starts `python -m portal.serve.site SITE OPTIONS PARENT` once for
+each site, so that each site has its own workers and settings fit for it (that module says why).
 
 Uploads at Tor speeds (a few KB/s, an hour for a large file) must cost memory, not a thread:
 the public site runs `portal.serve.green.GreenWorker`, gunicorn's gevent worker, where thousands of
@@ -26,21 +20,17 @@ import logging
 import os
 import resource
 import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from portal import SITES
 from portal.serve import logs
 from portal.serve.workers import MIN_RATE, READ_TIMEOUT, PortalWorker
 
+# The name the serving processes' log lines carry (`portal.serve.workers` logs under it too).
 log = logging.getLogger("portal.serve.serving")
 
 # gunicorn's heartbeat: both workers' main loops beat every second whatever their requests do
@@ -84,10 +74,6 @@ class SiteOptions:
     def from_json(cls, text: str) -> SiteOptions:
         """The options from `to_json`."""
         return cls(**json.loads(text))
-
-
-# ---------------------------------------------------------------------------------------------
-# One site, one arbiter
 
 
 def _post_fork(server: Any, worker: Any) -> None:
@@ -200,7 +186,7 @@ def run_site(options: SiteOptions) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    """`python -m portal.serve.serving SITE OPTIONS PARENT`: what `portal serve` starts per site."""
+    """`python -m portal.serve.site SITE OPTIONS PARENT`: what `portal serve` starts per site."""
     options = SiteOptions.from_json(argv[2])
     # A shell may start `portal serve` with INT ignored, and children inherit that: until
     # gunicorn installs its own handlers, INT and TERM stop a site that is still starting.
@@ -210,154 +196,6 @@ def main(argv: Sequence[str]) -> int:
     _allow_connections(options)
     run_site(options)
     return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# Both sites, watched
-
-
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
-
-
-@dataclass
-class Supervisor:
-    """Starts each site's arbiter as a child process and keeps them together."""
-
-    sites: Sequence[SiteOptions]
-    env: dict[str, str]
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    stopping: bool = False
-
-    def start(self) -> None:
-        """Start every site."""
-        for options in self.sites:
-            self.children[options.site] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "portal.serve.serving",
-                    options.site,
-                    options.to_json(),
-                    str(os.getpid()),
-                ],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-            )
-
-    def forward(self, signum: int, _frame: object = None) -> None:
-        """Pass a signal on to every site; TERM and INT also mean that stopping is expected."""
-        if signum in (signal.SIGTERM, signal.SIGINT):
-            self.stopping = True
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signum)
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait until every site accepts connections; False if one stopped or time ran out."""
-        deadline = time.monotonic() + timeout
-        pending = list(self.sites)
-        while pending and time.monotonic() < deadline:
-            if any(child.poll() is not None for child in self.children.values()):
-                return False
-            pending = [options for options in pending if not accepts(options.bind)]
-            if pending:
-                time.sleep(0.1)
-        return not pending
-
-    def wait(self) -> int:
-        """Block until a site stops; stop the others; the exit status for `portal serve`."""
-        while True:
-            for site, child in self.children.items():
-                code = child.poll()
-                if code is not None:
-                    return self._stop_others(site, code)
-            time.sleep(0.2)
-
-    def _stop_others(self, site: str, code: int) -> int:
-        expected = self.stopping
-        for child in self.children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        grace = max(options.graceful_timeout for options in self.sites) + 10
-        for child in self.children.values():
-            try:
-                child.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        if expected and all(
-            c.returncode in (0, -signal.SIGTERM, -signal.SIGINT) for c in self.children.values()
-        ):
-            return 0
-        if not expected:
-            log.error(
-                "the %s site stopped by itself (exit status %s); the others were stopped",
-                site,
-                code,
-            )
-        return code or 1
-
-
-def accepts(bind: str) -> bool:
-    """Whether something accepts connections at a gunicorn bind address."""
-    if bind.startswith("unix:"):
-        family, address = socket.AF_UNIX, bind.removeprefix("unix:")
-        target: Any = address
-    else:
-        host, _, port = bind.rpartition(":")
-        family, target = socket.AF_INET, (host, int(port))
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(target)
-        except OSError:
-            return False
-    return True
-
-
-def supervise(
-    sites: Sequence[SiteOptions],
-    env: dict[str, str],
-    on_ready: Callable[[], None] | None = None,
-    ready_timeout: float = 60,
-) -> int:
-    """Serve every site until told to stop; the exit status for `portal serve`."""
-    supervisor = Supervisor(sites, env)
-    previous = {signum: signal.signal(signum, supervisor.forward) for signum in FORWARDED}
-    try:
-        supervisor.start()
-        if supervisor.wait_ready(ready_timeout):
-            if on_ready is not None:
-                on_ready()
-        elif all(child.poll() is None for child in supervisor.children.values()):
-            log.warning("the sites did not accept connections within %.0f s", ready_timeout)
-        return supervisor.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for child in supervisor.children.values():
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-
-
-def binds_in(folder: Path) -> dict[str, str]:
-    """The Unix socket of each site in `folder`."""
-    return {site: f"unix:{folder / f'{site}.sock'}" for site in SITES}
-
-
-def loopback(port: int) -> str:
-    """A bind address on the loopback interface."""
-    return f"127.0.0.1:{port}"
-
-
-def unlink_sockets(binds: Iterable[str]) -> None:
-    """Remove the socket files gunicorn leaves behind."""
-    for bind in binds:
-        if bind.startswith("unix:"):
-            with_path = Path(bind.removeprefix("unix:"))
-            if with_path.is_socket():
-                with_path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
