@@ -25,7 +25,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
 from portal.formats import envelope, questionnaire
-from portal.formats.questionnaire import N_
+from portal.formats.fields import N_
 from portal.server import cases
 from portal.server.services import Services, current
 from portal.web import headers, i18n, limits, presenting, uploads
