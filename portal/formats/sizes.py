@@ -44,8 +44,11 @@ def scaled(size: int, largest: str = UNITS[-1]) -> tuple[float, str]:
 def human_size(size: int, *, exact: bool = False) -> str:
     """A size such as "1.5 MB"; with `exact`, the byte count follows: "1.5 MB (1,500,000 bytes)"."""
     value, unit = scaled(size)
-    exact_text = f"{size:,} bytes"
+    exact_text = "1 byte" if size == 1 else f"{size:,} bytes"
     if unit == UNITS[0]:
         return exact_text
+    if round(value, 1) >= 1000 and unit != UNITS[-1]:
+        # 999,999 bytes reads "1.0 MB", not "1000.0 kB": the unit follows the rounding.
+        value, unit = value / 1000, UNITS[UNITS.index(unit) + 1]
     short = f"{value:.1f} {SYMBOLS[unit]}"
     return f"{short} ({exact_text})" if exact else short

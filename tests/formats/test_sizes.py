@@ -7,15 +7,16 @@ import pytest
 
 from portal.formats import sizes
 
-# The English the team has always read, 1 kB = 1,000 bytes, with one decimal.
+# The English the team reads, 1 kB = 1,000 bytes, with one decimal; the unit follows the rounding.
 KNOWN = [
     (0, "0 bytes", "0 bytes"),
-    (1, "1 bytes", "1 bytes"),
+    (1, "1 byte", "1 byte"),
     (999, "999 bytes", "999 bytes"),
     (1000, "1.0 kB", "1.0 kB (1,000 bytes)"),
     (1499, "1.5 kB", "1.5 kB (1,499 bytes)"),
     (1500, "1.5 kB", "1.5 kB (1,500 bytes)"),
-    (999_999, "1000.0 kB", "1000.0 kB (999,999 bytes)"),
+    (999_999, "1.0 MB", "1.0 MB (999,999 bytes)"),
+    (999_949, "999.9 kB", "999.9 kB (999,949 bytes)"),
     (10**6, "1.0 MB", "1.0 MB (1,000,000 bytes)"),
     (1_234_567, "1.2 MB", "1.2 MB (1,234,567 bytes)"),
     (10**9, "1.0 GB", "1.0 GB (1,000,000,000 bytes)"),

@@ -24,7 +24,7 @@ from flask_wtf.csrf import validate_csrf
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal.formats import envelope, questionnaire
+from portal.formats import answers, envelope, questionnaire
 from portal.formats.fields import N_
 from portal.server import cases
 from portal.server.services import Services, current
@@ -121,13 +121,13 @@ def _sealing_page(services: Services) -> dict[str, Any]:
 
 def _within_file_limit(
     staged: uploads.Uploads, files: list[uploads.Part]
-) -> tuple[list[uploads.Part], list[questionnaire.Problem]]:
+) -> tuple[list[uploads.Part], list[answers.Problem]]:
     """Keep the first attachments up to the limit; a problem names the limit if there were more."""
     if not staged.overflow and len(files) <= envelope.MAX_FILES:
         return files, []
     for extra in files[envelope.MAX_FILES :]:
         staged.staging.remove(extra.name)
-    return files[: envelope.MAX_FILES], [questionnaire.Problem(ATTACHMENTS, TOO_MANY_FILES)]
+    return files[: envelope.MAX_FILES], [answers.Problem(ATTACHMENTS, TOO_MANY_FILES)]
 
 
 def _csrf_problem(form: MultiDict[str, str]) -> str | None:
