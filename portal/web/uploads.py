@@ -1,8 +1,9 @@
 """Request bodies that never touch the disk in plaintext.
 
 Werkzeug parses a multipart body by asking the request for a stream per file part. The portal's
-request class hands it a stream that seals as it writes: each attached file becomes a blob of
-the envelope format, under a fresh key, directly in the blob store's staging folder. For
+request class hands it a stream that seals as it writes (`portal.web.partstreams`): each
+attached file becomes a blob of the envelope format, under a fresh key, directly in the blob
+store's staging folder. For
 uploads that arrive already sealed (from the browser or a relay's sealed case file), the stream
 writes the bytes as they are and stops at the size a sealed piece may have. A view says which
 of the two it wants, and under which field names, through `expect_uploads()`, before it
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from flask import Request, request
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -25,8 +26,9 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from portal.formats import bundle, crypto, envelope
+from portal.formats import crypto, envelope
 from portal.server import storage
+from portal.web.partstreams import CaseFileStream, Nowhere, RawStream, SealingStream
 
 SEAL = "seal"
 RAW = "raw"
@@ -51,110 +53,6 @@ class FormTooLarge(RequestEntityTooLarge):
         """Name the limit, for the page that says it."""
         super().__init__()
         self.limit = limit
-
-
-class SealingStream:
-    """What werkzeug writes an attached file into: encrypted as it arrives."""
-
-    def __init__(self, out: BinaryIO, key: bytes) -> None:
-        """Seal into `out` under `key`."""
-        self._out = out
-        self._writer = crypto.BlobWriter(out, key)
-        self.key = key
-
-    def write(self, data: bytes) -> int:
-        """Encrypt and write more of the file."""
-        return self._writer.write(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Werkzeug rewinds a finished part; a sealing stream has nothing to rewind."""
-        return 0
-
-    def finish(self) -> int:
-        """Write the last chunk, close the file; return the plaintext size."""
-        try:
-            return self._writer.close()
-        finally:
-            # Closed even when the disk is full, so that the staging folder can go at once.
-            self._out.close()
-
-
-class _Nowhere:
-    """Swallows a file part: for a request whose text is wanted but whose files are not."""
-
-    def write(self, data: bytes) -> int:
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0
-
-
-class RawStream:
-    """What werkzeug writes an already sealed piece into, as it is, within a size limit."""
-
-    def __init__(self, out: BinaryIO, limit: int) -> None:
-        """Write into `out`, refusing more than `limit` bytes."""
-        self._out = out
-        self._limit = limit
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        """Write more of the piece."""
-        self.size += len(data)
-        if self.size > self._limit:
-            raise RequestEntityTooLarge()
-        return self._out.write(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Nothing to rewind: the bytes are on disk."""
-        return 0
-
-    def finish(self) -> int:
-        """Close the file; return its size."""
-        self._out.close()
-        return self.size
-
-
-class CaseFileStream(RawStream):
-    """A relay's sealed case file, written as it is once its first block shows it is a bundle.
-
-    A bundle made by `portal seal` begins with the tar header of its index, which holds no
-    content. Anything else (a report chosen here by mistake, say) is counted and dropped, so
-    that no byte of it reaches the disk.
-    """
-
-    def __init__(self, out: BinaryIO, limit: int) -> None:
-        """Write into `out` once the start is checked, refusing more than `limit` bytes."""
-        super().__init__(out, limit)
-        self._head = bytearray()
-        self._checked = False
-        self.not_bundle = False
-
-    def write(self, data: bytes) -> int:
-        """Hold the first block until it can be checked; then write the piece as it is."""
-        if self._checked:
-            super().write(data)
-        elif self.not_bundle:
-            self.size += len(data)
-        else:
-            self._head += data
-            if len(self._head) >= bundle.BLOCK:
-                held, self._head = bytes(self._head), bytearray()
-                if bundle.starts_bundle(held[: bundle.BLOCK]):
-                    self._checked = True
-                    super().write(held)
-                else:
-                    self.not_bundle = True
-                    self.size += len(held)
-        return len(data)
-
-    def finish(self) -> int:
-        """Close the file; a piece shorter than one block is no bundle either."""
-        if self._head:
-            self.not_bundle = True
-            self.size += len(self._head)
-            self._head = bytearray()
-        return super().finish()
 
 
 @dataclass
@@ -193,10 +91,10 @@ class Uploads:
         """Open the stream for the next file part."""
         if self.fields is not None and field_name not in self.fields:
             # No page asks for it: not one byte of it is written, sealed or not.
-            return _Nowhere()
+            return Nowhere()
         if len(self.parts) >= self.max_files:
             self.overflow += 1
-            return _Nowhere()
+            return Nowhere()
         name = f"part-{len(self.parts)}"
         stream: SealingStream | RawStream
         out = self.staging.open(name)
@@ -421,4 +319,4 @@ def expect_discard() -> None:
 
 class _DiscardingUploads:
     def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
-        return _Nowhere()
+        return Nowhere()

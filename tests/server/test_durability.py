@@ -253,18 +253,18 @@ CRASH = textwrap.dedent(
     from sqlalchemy.orm import Session
     from portal import create_app
     from portal.server import storage
-    from portal.web import uploads
+    from portal.web import partstreams
 
     where = sys.argv[1]
     if where == "upload":
-        real_write = uploads.SealingStream.write
+        real_write = partstreams.SealingStream.write
         calls = []
         def write(self, data):
             calls.append(len(data))
             if len(calls) == 3:
                 os._exit(9)
             return real_write(self, data)
-        uploads.SealingStream.write = write
+        partstreams.SealingStream.write = write
     elif where == "rename":
         real_commit = storage.BlobStore.commit
         def commit(self, staging, submission_id, day):

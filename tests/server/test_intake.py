@@ -18,7 +18,7 @@ from portal.formats import bundle, crypto, envelope, receipts
 from portal.server import cases, intake, storage, tickets
 from portal.server.models import Case, Submission
 from portal.server.services import Services
-from portal.web import uploads
+from portal.web import partstreams, uploads
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def sealed_parts(staging: storage.Staging, files: dict[str, bytes]) -> list[uplo
     parts = []
     for index, (name, data) in enumerate(files.items()):
         part_name = f"part-{index}"
-        stream = uploads.SealingStream(staging.open(part_name), crypto.new_file_key())
+        stream = partstreams.SealingStream(staging.open(part_name), crypto.new_file_key())
         stream.write(data)
         parts.append(
             uploads.Part(
@@ -350,7 +350,7 @@ def test_the_quota_counts_the_bytes_staged_not_what_was_declared(
 
 def test_a_sealing_stream_and_the_manifest_agree_on_sizes(services: Services) -> None:
     staging = services.store.stage()
-    stream = uploads.SealingStream(staging.open("part-0"), crypto.new_file_key())
+    stream = partstreams.SealingStream(staging.open("part-0"), crypto.new_file_key())
     for piece in io.BytesIO(b"z" * 200_000):
         stream.write(piece)
     size = stream.finish()

@@ -27,7 +27,7 @@ from werkzeug.test import TestResponse
 from portal.formats import bundle, crypto, questionnaire
 from portal.server import storage
 from portal.server.models import Submission
-from portal.web import uploads
+from portal.web import partstreams
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the public site's tests
@@ -145,7 +145,7 @@ def test_a_sealing_stream_writes_a_blob_that_opens_to_the_same_bytes(
     data = secrets.token_bytes(size)
     key = crypto.new_file_key()
     path = tmp_path / "blob"
-    stream = uploads.SealingStream(path.open("wb"), key)
+    stream = partstreams.SealingStream(path.open("wb"), key)
     for start in range(0, size, piece):
         stream.write(data[start : start + piece])
     assert stream.finish() == size
@@ -170,7 +170,7 @@ def _a_bundle(tmp_path: Path) -> bytes:
 def test_a_case_file_stream_writes_a_bundle_as_it_is(tmp_path: Path, piece: int) -> None:
     data = _a_bundle(tmp_path)
     path = tmp_path / "case"
-    stream = uploads.CaseFileStream(path.open("wb"), limit=1 << 30)
+    stream = partstreams.CaseFileStream(path.open("wb"), limit=1 << 30)
     for start in range(0, len(data), piece):
         stream.write(data[start : start + piece])
     assert stream.finish() == len(data)
@@ -194,7 +194,7 @@ def test_a_case_file_stream_writes_nothing_of_what_is_no_bundle(
     tmp_path: Path, data: bytes, piece: int
 ) -> None:
     path = tmp_path / "case"
-    stream = uploads.CaseFileStream(path.open("wb"), limit=1 << 30)
+    stream = partstreams.CaseFileStream(path.open("wb"), limit=1 << 30)
     for start in range(0, len(data), piece):
         stream.write(data[start : start + piece])
     assert stream.finish() == len(data)
