@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,25 @@ class Filters:
     body: str | None = None
     received_from: str | None = None
     received_to: str | None = None
+
+
+DAY = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+
+
+class DayError(ValueError):
+    """A bound of the received dates that is neither a day nor a month."""
+
+
+def day_bound(value: str | None, last: bool) -> str | None:
+    """A day (YYYY-MM-DD) for a filter's bound, a month (YYYY-MM) standing for its first day or
+    (`last`) for a day after its last, since days compare as text; None for no bound."""
+    if value is None:
+        return None
+    if not DAY.match(value):
+        raise DayError(f"{value!r} is not a date (YYYY-MM-DD) or a month (YYYY-MM).")
+    if len(value) == 7:
+        return f"{value}-31" if last else f"{value}-01"
+    return value
 
 
 @dataclass
