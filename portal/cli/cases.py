@@ -29,7 +29,7 @@ from portal.offline.register_view import one_line, printable
 
 @contextlib.contextmanager
 def _register(ctx: click.Context, change: bool) -> Iterator[sqlite3.Connection]:
-    """The register of --dir, kept for a change (`register_session.opened`); its errors said."""
+    """The register of --dir (`register_session.opened`), its errors as the command's messages."""
     try:
         with register_session.opened(ctx.obj, change) as conn:
             yield conn

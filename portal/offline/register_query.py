@@ -75,8 +75,8 @@ class DayError(ValueError):
 
 
 def day_bound(value: str | None, last: bool) -> str | None:
-    """A day (YYYY-MM-DD) for a filter's bound, a month (YYYY-MM) standing for its first day or
-    (`last`) for a day after its last, since days compare as text; None for no bound."""
+    """A filter's bound as a day: a day (YYYY-MM-DD) as it is, a month (YYYY-MM) as its first
+    day, or with `last` as its 31st, which no day of the month passes (days compare as text)."""
     if value is None:
         return None
     if not DAY.match(value):
