@@ -1,10 +1,11 @@
 /**
- * The offline sealer's rules for a case, the same as `portal seal`'s (portal/relay.py) and the
- * report form's (portal/schema.py): which answers are kept, which are required, and how a CSV
- * of cases is read. The questionnaire's definition comes from the page, generated from
- * portal/schema.py when the sealer file is made, so these functions hold no field of their own.
+ * The offline sealer's rules for a case, the same as `portal seal`'s (portal/offline/relay.py)
+ * and the report form's (portal/formats/answers.py): which answers are kept, which are required,
+ * and how a CSV of cases is read. The questionnaire's definition comes from the page, generated
+ * from portal/formats/questionnaire.py when the sealer file is made, so these functions hold no
+ * field of their own.
  *
- * Problems are returned as the English texts of the catalogues (schema.py's messages), which
+ * Problems are returned as the English texts of the catalogues (answers.py's messages), which
  * the page shows in the chosen language.
  */
 

@@ -2,11 +2,11 @@
  * The offline sealer page (`portal sealer`): one HTML file, opened from disk, that seals cases
  * to the team key as sealed case files, exactly as `portal seal` writes them.
  *
- * The page is made by portal/sealer.py: the questionnaire from portal/schema.py, the texts of
- * the six languages from the catalogues (a JSON block, #sealer-texts), the team key and its
- * fingerprint. This script holds no human language of its own beyond the English texts of the
- * catalogues, which it looks up in that table. It makes no request: the page's own policy
- * forbids every connection, and nothing here tries one.
+ * The page is made by portal/offline/sealer.py: the questionnaire from
+ * portal/formats/questionnaire.py, the texts of the six languages from the catalogues (a JSON
+ * block, #sealer-texts), the team key and its fingerprint. This script holds no human language
+ * of its own beyond the English texts of the catalogues, which it looks up in that table. It
+ * makes no request: the page's own policy forbids every connection, and nothing here tries one.
  *
  * When the file carries the site's receipt salt and cost (made from the site's key file), each
  * case gets its receipt here: Argon2id in this browser derives what the site will derive, the

@@ -11,13 +11,11 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from portal.formats.shipped import SCRIPT, STATIC, TEMPLATES
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from flask import Flask
 
     from portal.server.config import Config
@@ -41,7 +39,7 @@ def create_app(
 
     from portal.server import services
     from portal.server.config import load_config
-    from portal.web import errors, headers, i18n, limits, resources, uploads
+    from portal.web import errors, headers, i18n, limits, middleware, resources, uploads
 
     if site not in (PUBLIC, STAFF):
         raise ValueError(f"unknown site {site!r}")
@@ -76,7 +74,7 @@ def create_app(
     headers.init_app(app, config.onion_location if site == PUBLIC else None)
     limits.init_app(app, config.ratelimit_storage_uri)
     errors.init_app(app, config.max_upload_bytes)
-    _check_hosts(app, config)
+    middleware.check_hosts(app, config)
     app.teardown_request(lambda _exc: uploads.release())
     if site == PUBLIC:
         from portal.server import retention
@@ -89,6 +87,8 @@ def create_app(
         from portal.web import staff
 
         staff.register(app)
+    # Every view is registered: those with limits go under this application's own Limiter.
+    limits.limit_views(app)
     return app
 
 
@@ -106,36 +106,3 @@ def _script_sri(path: Path) -> str | None:
         resources.script_missing_warning(path)
         return None
     return "sha384-" + base64.b64encode(digest).decode("ascii")
-
-
-def _check_hosts(app: Flask, config: Config) -> None:
-    """Answer only to the configured host names (and loopback in the demo); others get a bare 400.
-
-    The check wraps the whole application, so a request for another name reaches no view, no
-    rate limit and no session: it gets a short plain answer that says nothing about the site.
-    The port is ignored; a Host header that is not a plain name (and port) is refused.
-    """
-    import re
-
-    from portal.web.headers import PLAIN_HEADERS
-
-    allowed = set(config.hostnames)
-    if config.demo:
-        allowed |= {"localhost", "127.0.0.1", "[::1]"}
-    shape = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::[0-9]{1,5})?")
-    inner = app.wsgi_app
-    body = b"Bad request.\n"
-    refusal = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        *PLAIN_HEADERS,
-    ]
-
-    def checked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        match = shape.fullmatch(str(environ.get("HTTP_HOST", "")).strip().lower())
-        if match is None or match.group(1) not in allowed:
-            start_response("400 Bad Request", list(refusal))
-            return [body]
-        return inner(environ, start_response)
-
-    app.wsgi_app = checked  # type: ignore[method-assign]

@@ -4,87 +4,31 @@ One description serves the web form (labels translated at render time), the serv
 check of what was posted, and the offline `report.txt` (labels in English). It follows the
 reprisals team's call for information and the taxonomy of the Secretary-General's reports on
 cooperation with the United Nations. Only the description and the consent questions are
-required; no field forces a person to identify themselves.
+required; no field forces a person to identify themselves. The kinds of field and their limits
+are in `formats.fields`, the rules that gather and check what was posted in `formats.answers`.
 
 This module imports nothing of the web stack: the offline tools use it too.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
 from portal.formats import territories
+from portal.formats.answers import Problem, check
+from portal.formats.fields import (
+    CHECKBOXES,
+    COUNT,
+    MONTH,
+    N_,
+    RADIO,
+    SELECT,
+    TEXT,
+    TEXTAREA,
+    Field,
+    Section,
+)
 
-
-def N_(text: str) -> str:  # the conventional gettext marker name
-    """Mark a string for translation without translating it here."""
-    return text
-
-
-TEXT, TEXTAREA, RADIO, CHECKBOXES = "text", "textarea", "radio", "checkboxes"
-# A list to choose one from (the countries), a year and month, a whole number.
-SELECT, MONTH, COUNT = "select", "month", "count"
-TEXT_MAX = 500
-TEXTAREA_MAX = 20_000
 DESCRIPTION_MAX = 100_000
-# What the form accepts for a month (YYYY-MM) and a count; the page gives the same patterns to
-# the browser, so that both paths refuse the same answers.
-MONTH_PATTERN = "[0-9]{4}-(0[1-9]|1[0-2])"
-COUNT_PATTERN = "[0-9]{1,7}"
 OTHER_COUNTRY = "other"
-
-
-@dataclass(frozen=True)
-class Field:
-    """One question of the form."""
-
-    name: str
-    kind: str
-    label: str
-    help: str = ""
-    choices: tuple[tuple[str, str], ...] = ()
-    required: bool = False
-    # The field is required only when another field has a given value: (name, value).
-    required_when: tuple[str, str] | None = None
-    max_length: int = 0
-    # Fields that belong to a choice ("other", "another channel") are shown just below it.
-    autocomplete: str = "off"
-    # The choices are the ISO 3166 territories (named in the page's language from Babel).
-    territories: bool = False
-
-    @property
-    def limit(self) -> int:
-        """The longest text accepted."""
-        if self.max_length:
-            return self.max_length
-        if self.kind == MONTH:
-            return 7
-        if self.kind == COUNT:
-            return 7
-        return TEXTAREA_MAX if self.kind == TEXTAREA else TEXT_MAX
-
-    @property
-    def pattern(self) -> str:
-        """The whole-value pattern an answer must match, or "" for free text."""
-        return {MONTH: MONTH_PATTERN, COUNT: COUNT_PATTERN}.get(self.kind, "")
-
-    def choice_label(self, value: str) -> str:
-        """The English label of a choice value."""
-        return dict(self.choices).get(value, value)
-
-
-@dataclass(frozen=True)
-class Section:
-    """A short group of fields under one heading."""
-
-    name: str
-    title: str
-    intro: str
-    fields: tuple[Field, ...]
-    # Sections under "More details (optional)": shown after the essentials, all optional.
-    details: bool = False
 
 
 YES_NO = (("yes", N_("Yes")), ("no", N_("No")))
@@ -502,10 +446,6 @@ FOLLOW_UP_FIELDS: tuple[Field, ...] = (
 REPORT_FIELDS: tuple[Field, ...] = tuple(f for section in REPORT_SECTIONS for f in section.fields)
 FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in REPORT_FIELDS}
 
-# Names that travel with the form but are never fields of a report.
-NOT_FIELDS = frozenset({"csrf_token", "website", "attachments", "receipt"})
-HONEYPOT = "website"
-
 # The columns of a case's row in `cases.csv`: every answer (the "other" texts included, so
 # that a row says what "other" was) but the description, which is in report.txt whole (a
 # spreadsheet cell holds at most 32,767 characters).
@@ -513,100 +453,27 @@ STRUCTURED_FIELDS = tuple(f.name for f in REPORT_FIELDS if f.name != "descriptio
 # The fields of an urgent case, which the offline index and report.txt show first.
 URGENT = "urgent"
 
-
-@dataclass(frozen=True)
-class Problem:
-    """A problem with one field, for the person who filled it in."""
-
-    field: str
-    message: str
-
-
-FieldValues = dict[str, "str | list[str]"]
-
-
-def collect(form: Mapping[str, Sequence[str]], fields: Sequence[Field]) -> FieldValues:
-    """Gather posted values by the shared rule: text as typed, lists for checkboxes, no empties.
-
-    Line endings become LF so the browser and server paths give identical manifests.
-    """
-    values: FieldValues = {}
-    for f in fields:
-        posted = [v.replace("\r\n", "\n").replace("\r", "\n") for v in form.get(f.name, ())]
-        if f.kind == CHECKBOXES:
-            chosen = [v for v in posted if v]
-            if chosen:
-                values[f.name] = chosen
-        elif posted and posted[0]:
-            values[f.name] = posted[0]
-    return values
-
-
-def echo(form: Mapping[str, Sequence[str]], fields: Sequence[Field]) -> dict[str, list[str]]:
-    """What was posted, to show again in its form: the form's own fields, each within its limit.
-
-    A choice is shown only if it is one of the field's own; a text is cut to its limit (with
-    line endings as LF, as `collect` counts them). However large the post, the page that
-    answers it is no larger than the form itself can hold.
-    """
-    shown: dict[str, list[str]] = {}
-    for f in fields:
-        posted = form.get(f.name, ())
-        if f.kind in (RADIO, CHECKBOXES):
-            allowed = {choice for choice, _ in f.choices}
-            chosen = [v for v in posted if v in allowed][: len(allowed)]
-        else:
-            chosen = [v.replace("\r\n", "\n").replace("\r", "\n")[: f.limit] for v in posted[:1]]
-        if chosen:
-            shown[f.name] = chosen
-    return shown
-
-
-def check(values: FieldValues, fields: Sequence[Field]) -> list[Problem]:
-    """Check values against the fields' rules; messages are English and marked for translation."""
-    problems: list[Problem] = []
-    for f in fields:
-        value = values.get(f.name)
-        needed = f.required or (
-            f.required_when is not None and values.get(f.required_when[0]) == f.required_when[1]
-        )
-        if value is None:
-            if needed:
-                problems.append(
-                    Problem(
-                        f.name,
-                        N_("Please answer this question.")
-                        if f.kind in (RADIO, SELECT)
-                        else N_("Please fill in this field."),
-                    )
-                )
-            continue
-        allowed = {choice for choice, _ in f.choices}
-        # A list where one choice belongs (a crafted post, a relay's JSON) is refused, not hashed.
-        if f.kind in (RADIO, SELECT) and (not isinstance(value, str) or value not in allowed):
-            problems.append(Problem(f.name, N_("Please choose one of the options.")))
-        elif f.kind == CHECKBOXES and (
-            not isinstance(value, list)
-            or not set(value) <= allowed
-            or len(set(value)) != len(value)
-        ):
-            problems.append(Problem(f.name, N_("Please choose among the options.")))
-        elif f.kind in (TEXT, TEXTAREA):
-            if not isinstance(value, str):
-                problems.append(Problem(f.name, N_("Please fill in this field.")))
-            elif len(value) > f.limit:
-                problems.append(Problem(f.name, N_("This is too long; please shorten it.")))
-            elif f.required and not value.strip():
-                problems.append(Problem(f.name, N_("Please fill in this field.")))
-        elif f.kind in (MONTH, COUNT) and (
-            not isinstance(value, str) or not re.fullmatch(f.pattern, value, re.ASCII)
-        ):
-            problems.append(Problem(f.name, PATTERN_PROBLEMS[f.kind]))
-    return problems
-
-
-# What a person reads when a month or a count is not written as the form asks.
-PATTERN_PROBLEMS = {
-    MONTH: N_("Please write the year and month as numbers, for example 2025-11."),
-    COUNT: N_("Please write a number with digits only, for example 12."),
-}
+# `Field`, the kinds of field, `check` and `Problem` are also read through the questionnaire by
+# modules written before `formats.fields` and `formats.answers` held them (offline/relay.py,
+# web/public/__init__.py); other code imports them from their own modules.
+__all__ = [
+    "CHECKBOXES",
+    "DESCRIPTION_MAX",
+    "DETAILS_INTRO",
+    "DETAILS_TITLE",
+    "FIELDS_BY_NAME",
+    "FOLLOW_UP_FIELDS",
+    "MONTH",
+    "MONTH_HELP",
+    "OTHER_COUNTRY",
+    "RADIO",
+    "REPORT_FIELDS",
+    "REPORT_SECTIONS",
+    "STRUCTURED_FIELDS",
+    "TERRITORIES",
+    "URGENT",
+    "YES_NO",
+    "Field",
+    "Problem",
+    "check",
+]

@@ -10,6 +10,7 @@ import unicodedata
 from typing import Any
 
 from portal.formats import envelope, questionnaire, sizes
+from portal.formats.fields import CHECKBOXES, RADIO, SELECT, TEXTAREA, Field
 from portal.offline import replykeys
 
 LANGUAGES = {
@@ -33,7 +34,7 @@ SEALERS = {
     ),
     "relay-tool": "the offline sealing tool (a relaying organisation, or the team for a reply)",
 }
-REPLY_FIELDS = (questionnaire.Field("message", questionnaire.TEXTAREA, "Message from the team"),)
+REPLY_FIELDS = (Field("message", TEXTAREA, "Message from the team"),)
 
 
 def printable(text: str) -> str:
@@ -54,7 +55,7 @@ def language_name(locale: str) -> str:
     return f"{name} ({one_line(locale)})" if name else one_line(locale)
 
 
-def _fields_for(kind: str) -> list[tuple[str, tuple[questionnaire.Field, ...]]]:
+def _fields_for(kind: str) -> list[tuple[str, tuple[Field, ...]]]:
     if kind == "report":
         return [(section.title, section.fields) for section in questionnaire.REPORT_SECTIONS]
     if kind == "follow-up":
@@ -62,9 +63,9 @@ def _fields_for(kind: str) -> list[tuple[str, tuple[questionnaire.Field, ...]]]:
     return [("The team's reply", REPLY_FIELDS)]
 
 
-def _value_lines(spec: questionnaire.Field, value: envelope.FieldValue) -> list[str]:
+def _value_lines(spec: Field, value: envelope.FieldValue) -> list[str]:
     items = value if isinstance(value, list) else [value]
-    if spec.kind in (questionnaire.RADIO, questionnaire.CHECKBOXES, questionnaire.SELECT):
+    if spec.kind in (RADIO, CHECKBOXES, SELECT):
         lines = []
         for item in items:
             label = dict(spec.choices).get(item)
@@ -73,9 +74,9 @@ def _value_lines(spec: questionnaire.Field, value: envelope.FieldValue) -> list[
                 if label
                 else f"[{one_line(item)}] (not a choice of the form)"
             )
-            lines.append(f"  - {shown}" if spec.kind == questionnaire.CHECKBOXES else f"  {shown}")
+            lines.append(f"  - {shown}" if spec.kind == CHECKBOXES else f"  {shown}")
         return lines
-    if spec.kind == questionnaire.TEXTAREA:
+    if spec.kind == TEXTAREA:
         return ["-" * 40, *[printable(item) for item in items], "-" * 40]
     return [f"  {one_line(item)}" for item in items]
 
@@ -140,9 +141,7 @@ def render_report(record: dict[str, Any]) -> str:
         lines += ["", "== Other fields (not on the form) ==", ""]
         for name in others:
             lines.append(one_line(name))
-            lines += _value_lines(
-                questionnaire.Field(name, questionnaire.TEXTAREA, name), fields[name]
-            )
+            lines += _value_lines(Field(name, TEXTAREA, name), fields[name])
             lines.append("")
     files = record["files"]
     lines += ["", f"== Attachments ({len(files)}) ==", ""]

@@ -29,6 +29,7 @@ from html import escape
 from pathlib import Path
 
 from portal.formats import crypto, questionnaire, receipts, shipped
+from portal.formats.fields import CHECKBOXES, COUNT, RADIO, SELECT, TEXTAREA, Field
 from portal.offline import sealer_texts
 
 SCRIPT = shipped.SEALER_SCRIPT
@@ -73,7 +74,7 @@ def texts() -> tuple[str, ...]:
                 (v, lbl) for v, lbl in field.choices if not field.territories or v == "other"
             ]
             wanted += [label for _value, label in choices]
-            if field.kind == questionnaire.SELECT:
+            if field.kind == SELECT:
                 wanted.append(sealer_texts.CHOOSE)
     return tuple(dict.fromkeys(wanted))
 
@@ -108,7 +109,7 @@ def _t(text: str, tag: str = "span", attributes: str = "") -> str:
     return f'<{tag}{attributes} data-t="{_e(text)}">{_e(text)}</{tag}>'
 
 
-def _marker(field: questionnaire.Field) -> str:
+def _marker(field: Field) -> str:
     if field.required:
         return _t(sealer_texts.REQUIRED, attributes=' class="req"')
     if field.required_when:
@@ -116,18 +117,18 @@ def _marker(field: questionnaire.Field) -> str:
     return _t(sealer_texts.OPTIONAL, attributes=' class="opt"')
 
 
-def _help(field: questionnaire.Field) -> str:
+def _help(field: Field) -> str:
     if not field.help:
         return ""
     return _t(field.help, "p", f' class="help" id="{field.name}-help"')
 
 
-def field_markup(field: questionnaire.Field) -> str:
+def field_markup(field: Field) -> str:
     """One question of the report form, with the same names and values as the site's form."""
     described = f' aria-describedby="{field.name}-help"' if field.help else ""
     required = " required" if field.required else ""
-    if field.kind in (questionnaire.RADIO, questionnaire.CHECKBOXES):
-        kind = "radio" if field.kind == questionnaire.RADIO else "checkbox"
+    if field.kind in (RADIO, CHECKBOXES):
+        kind = "radio" if field.kind == RADIO else "checkbox"
         options = "".join(
             f'<label class="option"><input type="{kind}" name="{field.name}" value="{_e(value)}"'
             f"{required if kind == 'radio' else ''}> {_t(label)}</label>\n"
@@ -140,10 +141,10 @@ def field_markup(field: questionnaire.Field) -> str:
         )
     label = f'<label for="{field.name}">{_t(field.label)} {_marker(field)}</label>\n'
     common = f'name="{field.name}" id="{field.name}" maxlength="{field.limit}"{required}{described}'
-    if field.kind == questionnaire.TEXTAREA:
+    if field.kind == TEXTAREA:
         rows = 10 if field.name == "description" else 4
         control = f'<textarea {common} rows="{rows}"></textarea>'
-    elif field.kind == questionnaire.SELECT:
+    elif field.kind == SELECT:
         # The places keep their English (CLDR) names here: the file carries no territory names
         # in other languages. The values are the same ISO codes as the site's.
         named = sorted(
@@ -157,7 +158,7 @@ def field_markup(field: questionnaire.Field) -> str:
             f"{choose}{options}{other}</select>"
         )
     elif field.pattern:
-        numeric = ' inputmode="numeric"' if field.kind == questionnaire.COUNT else ""
+        numeric = ' inputmode="numeric"' if field.kind == COUNT else ""
         control = (
             f'<input type="text" {common} autocomplete="off" pattern="{field.pattern}" dir="ltr"'
             f"{numeric}>"

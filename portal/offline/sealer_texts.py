@@ -8,7 +8,7 @@ that every text the script uses is listed here.
 
 from __future__ import annotations
 
-from portal.formats.questionnaire import N_
+from portal.formats.fields import N_
 
 # What the page shows, written into it by portal/offline/sealer.py.
 TITLE = N_("Seal a case on this computer")
@@ -115,7 +115,7 @@ SCRIPT = (
     N_("This row has more cells than the first row has names."),
     N_("“%(name)s” is not a language code such as en or fr."),
     N_("The CSV holds no cases below its first row."),
-    # The problems questionnaire.check names, shown by the page's own check.
+    # The problems answers.check names, shown by the page's own check.
     N_("Please answer this question."),
     N_("Please fill in this field."),
     N_("Please choose one of the options."),

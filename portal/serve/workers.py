@@ -154,7 +154,7 @@ class GuardedUnreader(SocketUnreader):  # type: ignore[misc]
                 time.monotonic() - self.started,
             )
         if self.in_body:
-            # The application turns this into its 408 page (see portal.wsgi.Hardened).
+            # The application turns this into its 408 page (see portal.web.middleware.Hardened).
             raise RequestStalled("the client stopped sending")
         if first:
             _send_quietly(self.sock, plain_response(408))

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from portal.formats import bundle, crypto, envelope, receipts
-from portal.formats.questionnaire import N_
+from portal.formats.fields import N_
 from portal.server import offload, storage, tickets
 from portal.server.models import Case
 from portal.server.services import Services, today

@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.formats import bundle, crypto, envelope, receipts
-from portal.formats.questionnaire import N_, FieldValues
+from portal.formats.answers import FieldValues
+from portal.formats.fields import N_
 from portal.server import cases, resumable, storage
 from portal.server.cases import Refused
 from portal.server.models import Case, Submission

@@ -14,15 +14,13 @@ a submission arrived.
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import shutil
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from portal.formats import durable
+from portal.formats import bundle, durable
 
 INCOMING = ".incoming"
 KEPT = ".kept"
@@ -32,9 +30,14 @@ RESERVED = "reserved"
 SPECIAL = (INCOMING, KEPT, UPLOADS)
 
 
+# A stored submission's id: 120 random bits, so that ids the site makes for years, across
+# every path, never meet; a relay's own ids are shorter (see `bundle.new_id`).
+ID_BYTES = 15
+
+
 def new_id() -> str:
-    """A random identifier (24 lowercase base32 characters, 120 bits), from the OS random source."""
-    return base64.b32encode(secrets.token_bytes(15)).decode("ascii").lower()
+    """A random identifier for a stored submission or a staging folder (24 characters)."""
+    return bundle.new_id(ID_BYTES)
 
 
 def _midnight(day: date) -> float:

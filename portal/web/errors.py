@@ -16,7 +16,7 @@ from flask import Flask, Response, make_response, render_template, request
 from flask_babel import gettext, ngettext
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from portal.formats.questionnaire import N_
+from portal.formats.fields import N_
 from portal.server import cases
 from portal.web import gate, limits, presenting, uploads
 

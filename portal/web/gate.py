@@ -10,7 +10,7 @@ answered 503 with its form and its text as sent (see `portal.web.errors`): nothi
 the person is asked, in their language, to send it again in a few minutes.
 
 The gate's time in the queue is not the client's: when an upload's turn comes, the server's
-minimum-rate clock starts again (see `portal.wsgi`).
+minimum-rate clock starts again (see `portal.web.middleware`).
 """
 
 from __future__ import annotations

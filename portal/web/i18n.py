@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel, force_locale, gettext
 
-from portal.formats.questionnaire import N_
+from portal.formats.fields import N_
 from portal.web.resources import TRANSLATIONS
 
 DEFAULT = "en"

@@ -13,7 +13,8 @@ from babel import Locale
 from babel.units import format_unit
 from flask_babel import gettext
 
-from portal.formats import questionnaire
+from portal.formats import answers, questionnaire, sizes
+from portal.formats.fields import Field
 from portal.web import i18n
 
 
@@ -21,7 +22,7 @@ def _(text: str, **variables: str) -> str:
     return str(gettext(text, **variables))
 
 
-def choice_labels(f: questionnaire.Field) -> list[tuple[str, str]]:
+def choice_labels(f: Field) -> list[tuple[str, str]]:
     """A list field's choices named in the page's language: the territories from Babel (CLDR),
     in the order of their names, then "other"."""
     if not f.territories:
@@ -38,9 +39,9 @@ def _sort_key(name: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
 
 
-def pattern_problem(f: questionnaire.Field) -> str:
+def pattern_problem(f: Field) -> str:
     """What a person reads when a month or a count is not written as asked."""
-    return questionnaire.PATTERN_PROBLEMS.get(f.kind, "")
+    return answers.PATTERN_PROBLEMS.get(f.kind, "")
 
 
 # A label that ends in its own punctuation (a question) is not followed by a colon as well.
@@ -55,16 +56,12 @@ def problem_line(label: str, message: str) -> str:
     return _("%(label)s: %(problem)s", label=label, problem=message)
 
 
-# Babel's names for the units of a file size (CLDR: "kB" in English, "ko" in French, "КБ" in
-# Russian…), from bytes up.
-_SIZE_UNITS = ("digital-byte", "digital-kilobyte", "digital-megabyte", "digital-gigabyte")
+# The public pages count sizes up to gigabytes (5,000 GB, not 5 TB), in whole units.
+_LARGEST_UNIT = "digital-gigabyte"
 
 
 def filesize(size: int) -> str:
-    """A file size in the page's language, in decimal units, rounded down."""
-    value = size
-    for unit in _SIZE_UNITS[:-1]:
-        if value < 1000:
-            return str(format_unit(value, unit, "short", locale=i18n.current()))
-        value //= 1000
-    return str(format_unit(value, _SIZE_UNITS[-1], "short", locale=i18n.current()))
+    """A file size in the page's language (CLDR's units: "kB" in English, "ko" in French, "КБ"
+    in Russian…), in decimal units, rounded down."""
+    value, unit = sizes.scaled(size, _LARGEST_UNIT)
+    return str(format_unit(int(value), unit, "short", locale=i18n.current()))

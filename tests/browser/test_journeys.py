@@ -30,6 +30,7 @@ from conftest import TeamKeys
 
 from portal.cli import main
 from portal.formats import bundle, crypto, questionnaire, receipts, territories
+from portal.formats.fields import COUNT, MONTH, RADIO, SELECT, TEXT, TEXTAREA
 from portal.server import replies
 
 from .conftest import LiveSite
@@ -73,17 +74,17 @@ def report_answers(marker: str) -> Answers:
     """
     answers: Answers = {}
     for spec in questionnaire.REPORT_FIELDS:
-        if spec.kind == questionnaire.SELECT:
+        if spec.kind == SELECT:
             answers[spec.name] = "KE" if spec.name == "country" else "UG"
-        elif spec.kind == questionnaire.MONTH:
+        elif spec.kind == MONTH:
             answers[spec.name] = "2025-03"
-        elif spec.kind == questionnaire.COUNT:
+        elif spec.kind == COUNT:
             answers[spec.name] = "12"
-        elif spec.kind == questionnaire.TEXT:
+        elif spec.kind == TEXT:
             answers[spec.name] = f"{marker}-{spec.name} ünïcode 报复 «quoted»"
-        elif spec.kind == questionnaire.TEXTAREA:
+        elif spec.kind == TEXTAREA:
             answers[spec.name] = f"{marker}-{spec.name} first line\nsecond line: مرحبا"
-        elif spec.kind == questionnaire.RADIO:
+        elif spec.kind == RADIO:
             answers[spec.name] = spec.choices[-1][0]
         else:
             answers[spec.name] = [spec.choices[0][0], spec.choices[-1][0]]
@@ -104,7 +105,7 @@ def text_markers(marker: str, answers: Answers) -> list[str]:
     return [
         f"{marker}-{name}"
         for name in answers
-        if questionnaire.FIELDS_BY_NAME[name].kind in (questionnaire.TEXT, questionnaire.TEXTAREA)
+        if questionnaire.FIELDS_BY_NAME[name].kind in (TEXT, TEXTAREA)
     ]
 
 
@@ -150,9 +151,9 @@ def fill_answers(browser: Firefox | Chromium, answers: Answers) -> None:
         if isinstance(value, list):
             for item in value:
                 browser.check(f'input[name="{name}"][value="{item}"]')
-        elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.RADIO:
+        elif questionnaire.FIELDS_BY_NAME[name].kind == RADIO:
             browser.check(f'input[name="{name}"][value="{value}"]')
-        elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.SELECT:
+        elif questionnaire.FIELDS_BY_NAME[name].kind == SELECT:
             browser.select(f"#{name}", value)
         else:
             browser.fill(f"#{name}", value)
@@ -540,9 +541,9 @@ def keyboard_answers(marker: str) -> Answers:
     """An answer to every question, in plain letters a keyboard types anywhere."""
     answers = report_answers(marker)
     for name in answers:
-        if questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.TEXT:
+        if questionnaire.FIELDS_BY_NAME[name].kind == TEXT:
             answers[name] = f"{marker}-{name} typed with keys"
-        elif questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.TEXTAREA:
+        elif questionnaire.FIELDS_BY_NAME[name].kind == TEXTAREA:
             answers[name] = f"{marker}-{name} first line\nsecond line"
     # The second choice, so that an arrow key is needed to reach it.
     answers["consent_raise"] = "no"

@@ -57,6 +57,19 @@ def test_new_ids_are_80_bits_of_base32_and_valid_entry_ids() -> None:
     assert bundle.ENTRY_ID_BYTES * 8 == 80
 
 
+@pytest.mark.parametrize(("random_bytes", "length"), [(5, 8), (10, 16), (15, 24), (40, 64)])
+def test_ids_of_every_allowed_length_are_valid_entry_ids(random_bytes: int, length: int) -> None:
+    made = bundle.new_id(random_bytes)
+    assert len(made) == length
+    assert bundle.ID_PATTERN.match(made)
+
+
+@pytest.mark.parametrize("random_bytes", [0, 4, 7, 45])
+def test_an_id_length_that_is_not_whole_base32_blocks_is_refused(random_bytes: int) -> None:
+    with pytest.raises(ValueError, match="base32 blocks"):
+        bundle.new_id(random_bytes)
+
+
 def test_write_file_checks_what_it_wrote(tmp_path: Path) -> None:
     e = bundle.Entry("s1", "c1", "report", "2026-11-22", 0)
     short = bundle.bytes_member(bundle.manifest_name("s1"), b"too short to be a sealed manifest")

@@ -21,6 +21,7 @@ from test_uploads import FilePart, post_parts
 
 from portal.cli import main
 from portal.formats import bundle, questionnaire
+from portal.formats.fields import COUNT, MONTH, RADIO, SELECT, TEXT, TEXTAREA
 from portal.server.models import Base, Submission
 from portal.server.services import today
 
@@ -72,13 +73,13 @@ def _every_field(marker: str) -> dict[str, str | list[str]]:
     """A value for every field of the report: the marker in every text, a choice elsewhere."""
     values: dict[str, str | list[str]] = {}
     for field in questionnaire.REPORT_FIELDS:
-        if field.kind in (questionnaire.TEXT, questionnaire.TEXTAREA):
+        if field.kind in (TEXT, TEXTAREA):
             values[field.name] = f"{marker} in {field.name}, ünïcode 报复 «quoted»\nsecond line"
-        elif field.kind in (questionnaire.RADIO, questionnaire.SELECT):
+        elif field.kind in (RADIO, SELECT):
             values[field.name] = field.choices[-1][0]
-        elif field.kind == questionnaire.MONTH:
+        elif field.kind == MONTH:
             values[field.name] = "2026-01"
-        elif field.kind == questionnaire.COUNT:
+        elif field.kind == COUNT:
             values[field.name] = "7"
         else:
             values[field.name] = [value for value, _label in field.choices[:2]]

@@ -27,7 +27,7 @@ from test_uploads import post_parts
 from werkzeug.test import TestResponse
 
 from portal import create_app
-from portal.formats import questionnaire
+from portal.formats import answers
 from portal.web import errors, i18n, limits
 
 BURST = 200
@@ -43,7 +43,7 @@ def limited_site(
     try:
         yield app
     finally:
-        # No limiter.reset() here: on Redis it would clear every deployment's counts.
+        # No limits.of(app).reset() here: on Redis it would clear every deployment's counts.
         app.extensions["portal"].engine.dispose()
 
 
@@ -265,7 +265,7 @@ def test_the_honeypot_and_the_storage_quota(initialised: dict[str, str]) -> None
     with limited_site(initialised, PORTAL_STORAGE_QUOTA_BYTES="20000") as app:
         client = app.test_client()
         token = csrf_token(client)
-        dropped = report(client, token, **{questionnaire.HONEYPOT: "http://spam.example"})
+        dropped = report(client, token, **{answers.HONEYPOT: "http://spam.example"})
         assert dropped.status_code == 200
         assert "receipt-number" not in dropped.get_data(as_text=True)
         assert report(client, token).status_code == 200

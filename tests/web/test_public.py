@@ -29,11 +29,11 @@ from test_uploads import (
 from portal import create_app
 from portal.cli import main
 from portal.formats import bundle, crypto, envelope, questionnaire, receipts
+from portal.formats.fields import TEXT, TEXTAREA
 from portal.server import cases, storage
 from portal.server.models import Case, Submission
 from portal.server.services import today
-from portal.web import i18n
-from portal.web.limits import limiter
+from portal.web import i18n, limits
 
 LANGUAGES = list(i18n.LANGUAGES)
 PAGES = ["/", "/submit", "/follow-up", "/key", "/safety"]
@@ -318,7 +318,7 @@ def test_a_form_with_problems_comes_back_with_everything_typed(
     typed = {
         f.name: f"<b>{f.name}</b> & \"quoted\" 'text' — ünïcode 报复"
         for f in questionnaire.REPORT_FIELDS
-        if f.kind in (questionnaire.TEXT, questionnaire.TEXTAREA)
+        if f.kind in (TEXT, TEXTAREA)
     }
     typed["description"] = "line one\nline two <script>alert(1)</script>"
     choices = {"submitter_role": "witness", "target_occupation": ["journalist", "lawyer"]}
@@ -850,9 +850,7 @@ def test_answers_too_long_together_come_back_instead_of_failing(
 ) -> None:
     # Every answer within its own limit, but escaped in JSON the manifest passes a megabyte.
     data = {
-        f.name: "\x01" * f.limit
-        for f in questionnaire.REPORT_FIELDS
-        if f.kind in (questionnaire.TEXT, questionnaire.TEXTAREA)
+        f.name: "\x01" * f.limit for f in questionnaire.REPORT_FIELDS if f.kind in (TEXT, TEXTAREA)
     }
     parts = [
         ("csrf_token", csrf_token(client)),
@@ -872,7 +870,7 @@ def test_a_flood_of_reports_is_limited_across_both_ways_in_and_keeps_the_text(
 ) -> None:
     with site(initialised, PORTAL_REPORT_RATE_LIMIT="2 per hour") as (app, client):
         app.config["RATELIMIT_ENABLED"] = True
-        limiter.reset()
+        limits.of(app).reset()
         submit(client)
         submit(client)
         prepared = client.post("/en/submit/prepare", data={"csrf_token": csrf_token(client)})

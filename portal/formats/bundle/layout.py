@@ -76,15 +76,19 @@ class Entry:
         return document
 
 
-def new_id() -> str:
-    """A fresh submission or case id: 80 random bits as 16 lowercase base32 characters.
+def new_id(random_bytes: int = ENTRY_ID_BYTES) -> str:
+    """A fresh submission or case id from the OS random source, as lowercase base32: by
+    default 80 random bits in 16 characters.
 
-    These ids live only inside a relay's own case file and, offline, in replies' bundles: the
-    site files every upload under ids of its own (`portal.server.storage.new_id`, 120 bits), so
-    the two need not agree in length. 80 bits keep a relay's file names short, and cannot
-    collide within one organisation's files in practice.
+    Ids of this default length live only inside a relay's own case file and, offline, in
+    replies' bundles: the site files every upload under ids of its own, made here too but
+    longer (`portal.server.storage.new_id`, 120 bits), so the two need not agree in length.
+    80 bits keep a relay's file names short, and cannot collide within one organisation's
+    files in practice. Every length fits the bundle's id pattern (at most 64 characters).
     """
-    return base64.b32encode(secrets.token_bytes(ENTRY_ID_BYTES)).decode("ascii").lower()
+    if not 5 <= random_bytes <= 40 or random_bytes % 5:
+        raise ValueError("an id is made of a whole number of base32 blocks, 5 to 40 bytes")
+    return base64.b32encode(secrets.token_bytes(random_bytes)).decode("ascii").lower()
 
 
 def stored_blob(index: int) -> str:

@@ -24,12 +24,11 @@ from flask_wtf.csrf import validate_csrf
 from werkzeug.datastructures import MultiDict
 from wtforms import ValidationError
 
-from portal.formats import envelope, questionnaire
-from portal.formats.questionnaire import N_
+from portal.formats import answers, envelope, questionnaire
+from portal.formats.fields import N_
 from portal.server import cases
 from portal.server.services import Services, current
 from portal.web import headers, i18n, limits, presenting, uploads
-from portal.web.limits import limiter
 
 bp = Blueprint("public", __name__, url_prefix="/<lang>")
 log = logging.getLogger("portal")
@@ -76,8 +75,8 @@ def _report_rate() -> str:
 # asks for its receipt; its upload, which makes no receipt but still arrives on disk before it
 # can be refused, has a budget of the same size of its own, so that the browser's reports are
 # not counted twice.
-report_limit = limiter.shared_limit(_report_rate, scope="report")
-sealed_report_limit = limiter.shared_limit(_report_rate, scope="sealed-report")
+report_limit = limits.shared_limit(_report_rate, scope="report")
+sealed_report_limit = limits.shared_limit(_report_rate, scope="sealed-report")
 # Each lookup costs an Argon2id derivation. A receipt's 83 bits need no rate limit; the
 # server's processors and memory do. Each session has a small budget of its own inside the
 # site's, which is sized to what the machine can afford (portal/server/config.py), and spent only
@@ -122,13 +121,13 @@ def _sealing_page(services: Services) -> dict[str, Any]:
 
 def _within_file_limit(
     staged: uploads.Uploads, files: list[uploads.Part]
-) -> tuple[list[uploads.Part], list[questionnaire.Problem]]:
+) -> tuple[list[uploads.Part], list[answers.Problem]]:
     """Keep the first attachments up to the limit; a problem names the limit if there were more."""
     if not staged.overflow and len(files) <= envelope.MAX_FILES:
         return files, []
     for extra in files[envelope.MAX_FILES :]:
         staged.staging.remove(extra.name)
-    return files[: envelope.MAX_FILES], [questionnaire.Problem(ATTACHMENTS, TOO_MANY_FILES)]
+    return files[: envelope.MAX_FILES], [answers.Problem(ATTACHMENTS, TOO_MANY_FILES)]
 
 
 def _csrf_problem(form: MultiDict[str, str]) -> str | None:

@@ -9,7 +9,7 @@ from flask import (
 from flask_wtf.csrf import generate_csrf
 from werkzeug.datastructures import MultiDict
 
-from portal.formats import questionnaire
+from portal.formats import answers, questionnaire
 from portal.server import cases, intake
 from portal.server.services import current
 from portal.web import i18n, kept, uploads
@@ -78,11 +78,11 @@ def follow_up_post() -> tuple[str, int]:
         if not adding:
             staged.discard()
             return _case_page(receipt, replies, MultiDict(), [], []), 200
-        if form.get(questionnaire.HONEYPOT):
+        if form.get(answers.HONEYPOT):
             return _quietly_dropped(staged)
-        values = questionnaire.collect(form.to_dict(flat=False), questionnaire.FOLLOW_UP_FIELDS)
+        values = answers.collect(form.to_dict(flat=False), questionnaire.FOLLOW_UP_FIELDS)
         files, file_problems = _within_file_limit(staged, files)
-        problems = questionnaire.check(values, questionnaire.FOLLOW_UP_FIELDS) + file_problems
+        problems = answers.check(values, questionnaire.FOLLOW_UP_FIELDS) + file_problems
         if problem or problems:
             # An expired form comes back like one with a problem: the case page, with the
             # new information as typed (its attachments are kept only for a trusted form).
@@ -102,7 +102,7 @@ def follow_up_post() -> tuple[str, int]:
                 case=case,
             )
         except intake.TooLong:
-            problems = [questionnaire.Problem("description", ALL_TOO_LONG)]
+            problems = [answers.Problem("description", ALL_TOO_LONG)]
             kept_files = _keep(services, staged, files, problems, trusted=True)
             return _case_page(receipt, replies, form, problems, kept_files), 400
         staged.committed = True
@@ -123,7 +123,7 @@ def _case_page(
     receipt: str,
     replies: list[cases.Reply] | None,
     values: MultiDict[str, str],
-    problems: list[questionnaire.Problem],
+    problems: list[answers.Problem],
     kept_files: list[kept.KeptFile],
     notice: str | None = None,
 ) -> str:

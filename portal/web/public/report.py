@@ -9,7 +9,8 @@ from flask import (
 from flask_wtf.csrf import generate_csrf
 from werkzeug.datastructures import MultiDict
 
-from portal.formats import questionnaire
+from portal.formats import answers, questionnaire
+from portal.formats.fields import Field
 from portal.server import cases, intake
 from portal.server.services import Services, current
 from portal.web import i18n, kept, uploads
@@ -33,7 +34,7 @@ from portal.web.public import (
 
 def render_report(
     values: MultiDict[str, str] | None = None,
-    problems: list[questionnaire.Problem] | None = None,
+    problems: list[answers.Problem] | None = None,
     notice: str | None = None,
     kept_files: list[kept.KeptFile] | None = None,
     status: int = 200,
@@ -56,24 +57,22 @@ def render_report(
     ), status
 
 
-def _echo(
-    values: MultiDict[str, str] | None, fields: tuple[questionnaire.Field, ...]
-) -> MultiDict[str, str]:
+def _echo(values: MultiDict[str, str] | None, fields: tuple[Field, ...]) -> MultiDict[str, str]:
     """What was typed, to show again: the form's own fields only, none longer than its limit."""
-    return MultiDict(questionnaire.echo(values.to_dict(flat=False), fields) if values else {})
+    return MultiDict(answers.echo(values.to_dict(flat=False), fields) if values else {})
 
 
 def _keep(
     services: Services,
     staged: uploads.Uploads,
     files: list[uploads.Part],
-    problems: list[questionnaire.Problem],
+    problems: list[answers.Problem],
     trusted: bool,
 ) -> list[kept.KeptFile]:
     """Keep the attachments for the next try; where they cannot be, a problem asks for them."""
     kept_files, let_go = kept.keep(services.config, services.store, staged, files, trusted=trusted)
     if let_go:
-        problems.append(questionnaire.Problem(ATTACHMENTS, CHOOSE_AGAIN))
+        problems.append(answers.Problem(ATTACHMENTS, CHOOSE_AGAIN))
     return kept_files
 
 
@@ -107,15 +106,15 @@ def submit_post() -> tuple[str, int]:
             services.store, uploads.SEAL, max_files=100, fields=REPORT_FILE_FIELDS
         )
         form = request.form
-        if form.get(questionnaire.HONEYPOT):
+        if form.get(answers.HONEYPOT):
             return _quietly_dropped(staged)
         staged.finish()
         problem = _csrf_problem(form)
         files = kept.restore(form, staged, services.store)
         files += [p for p in staged.parts if p.field == ATTACHMENTS]
         files, file_problems = _within_file_limit(staged, files)
-        values = questionnaire.collect(form.to_dict(flat=False), questionnaire.REPORT_FIELDS)
-        problems = questionnaire.check(values, questionnaire.REPORT_FIELDS) + file_problems
+        values = answers.collect(form.to_dict(flat=False), questionnaire.REPORT_FIELDS)
+        problems = answers.check(values, questionnaire.REPORT_FIELDS) + file_problems
         if problem or problems:
             kept_files = _keep(services, staged, files, problems, trusted=problem is None)
             return render_report(form, problems, problem, kept_files, 400)
@@ -130,7 +129,7 @@ def submit_post() -> tuple[str, int]:
                 parts=files,
             )
         except intake.TooLong:
-            problems = [questionnaire.Problem("description", ALL_TOO_LONG)]
+            problems = [answers.Problem("description", ALL_TOO_LONG)]
             kept_files = _keep(services, staged, files, problems, trusted=True)
             return render_report(form, problems, None, kept_files, 400)
         staged.committed = True

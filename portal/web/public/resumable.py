@@ -26,7 +26,7 @@ import binascii
 from flask import Response, jsonify, render_template, request, url_for
 from werkzeug.exceptions import BadRequest
 
-from portal.formats import envelope, questionnaire
+from portal.formats import answers, envelope
 from portal.server import cases, intake, resumable, tickets
 from portal.server.services import current
 from portal.web import limits
@@ -81,7 +81,7 @@ def create_follow_up_upload() -> Response | tuple[str, int]:
 
 def _create(kind: str) -> Response | tuple[str, int]:
     form = request.form
-    if form.get(questionnaire.HONEYPOT):
+    if form.get(answers.HONEYPOT):
         return render_template("public/dropped.html"), 200
     if problem := _csrf_problem(form):
         return _refused(problem)

@@ -10,7 +10,7 @@ from flask import (
 )
 from flask import session as browser_session
 
-from portal.formats import crypto, envelope, questionnaire
+from portal.formats import answers, crypto, envelope
 from portal.server import cases, intake, tickets
 from portal.server.services import current
 from portal.web import uploads
@@ -65,7 +65,7 @@ def _sealed(kind: str) -> tuple[str, int]:
         staged = uploads.expect_uploads(services.store, uploads.RAW, max_files=101)
         form = request.form
         parts = staged.finish()
-        if form.get(questionnaire.HONEYPOT):
+        if form.get(answers.HONEYPOT):
             return _quietly_dropped(staged)
         if problem := _csrf_problem(form):
             return render_template("public/refused.html", reason=problem), 400

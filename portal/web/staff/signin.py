@@ -17,7 +17,6 @@ from portal.server import accounts, audit
 from portal.server.models import StaffMember
 from portal.server.services import Services, current
 from portal.web import limits
-from portal.web.limits import limiter
 from portal.web.staff import PUBLIC_ENDPOINTS, _, bp
 
 # Signing in and the session
@@ -78,8 +77,8 @@ def login() -> tuple[str, int] | BaseResponse:
 
 
 @bp.post("/login")
-@limiter.limit(lambda: current().config.login_rate_limit, key_func=limits.account())
-@limiter.limit("60 per minute", key_func=limits.whole_site("login"))
+@limits.limit(lambda: current().config.login_rate_limit, key_func=limits.account())
+@limits.limit("60 per minute", key_func=limits.whole_site("login"))
 def login_post() -> tuple[str, int] | BaseResponse:
     """Check name, passphrase and code; open a session."""
     services = current()
