@@ -7,7 +7,6 @@ written anywhere else, and every change regenerates that folder's index.html and
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,28 +19,20 @@ from portal.offline import (
     register,
     register_edit,
     register_report,
+    register_session,
     register_view,
 )
-from portal.offline.register_query import Filters, detail
+from portal.offline.register_query import DayError, Filters, day_bound, detail
 from portal.offline.register_query import cases as case_rows
 from portal.offline.register_view import one_line, printable
-
-DAY = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 
 
 @contextlib.contextmanager
 def _register(ctx: click.Context, change: bool) -> Iterator[sqlite3.Connection]:
-    """The register of --dir; for a change, under the folder's lock, then the views rewritten."""
-    out: Path = ctx.obj
+    """The register of --dir (`register_session.opened`), its errors as the command's messages."""
     try:
-        with contextlib.ExitStack() as stack:
-            if change:
-                stack.enter_context(register.locked(out))
-            conn = register.connect(out)
-            stack.callback(conn.close)
+        with register_session.opened(ctx.obj, change) as conn:
             yield conn
-            if change:
-                register_view.write_views(conn, out)
     except register.RegisterError as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.Error as exc:
@@ -49,13 +40,10 @@ def _register(ctx: click.Context, change: bool) -> Iterator[sqlite3.Connection]:
 
 
 def _day(value: str | None, last: bool) -> str | None:
-    if value is None:
-        return None
-    if not DAY.match(value):
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or a month (YYYY-MM).")
-    if len(value) == 7:
-        return f"{value}-31" if last else f"{value}-01"
-    return value
+    try:
+        return day_bound(value, last)
+    except DayError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.group()

@@ -9,55 +9,14 @@ import click
 
 from portal.cli.keys import EXISTING_FILE, open_private_key
 from portal.cli.relay import progress_bar
-from portal.formats import bundle
-from portal.offline import opening, register, register_view
+from portal.offline import opening, register, register_session
 
 
-def _blob_bytes(path: Path) -> int:
-    """The plaintext bytes a bundle holds, roughly, for the progress bar; 0 if unreadable."""
-    try:
-        with bundle.Reader(path) as reader:
-            return sum(
-                reader.size(bundle.blob_name(entry.id, i))
-                for entry in reader.entries
-                for i in range(entry.files)
-            )
-    except Exception:
-        # Only the progress bar needs it: opening the bundle reports what is wrong with it.
-        return 0
-
-
-def _open_into_register(
-    secret_key: bytes, out: Path, force: bool, bundles: tuple[Path, ...]
-) -> tuple[list[opening.Outcome], list[str]]:
-    """Open each bundle, add what it opened to the register in one transaction, then the views."""
-    conn = register.connect(out, create=True)
-    try:
-        outcomes: list[opening.Outcome] = []
-        problems: list[str] = []
-        total = sum(_blob_bytes(path) for path in bundles)
-        with progress_bar(f"Opening {len(bundles)} bundle(s)", total) as advance:
-            for path in bundles:
-                opened = []
-                for outcome in opening.open_bundle(path, secret_key, out, force, advance):
-                    outcomes.append(outcome)
-                    click.echo(outcome.line(), err=outcome.status != opening.OPENED)
-                    for warning in outcome.warnings:
-                        click.echo(f"warning  case {outcome.case}: {warning}", err=True)
-                    if outcome.status == opening.OPENED and outcome.path is not None:
-                        opened.append(outcome.path.parent.relative_to(out.resolve()).as_posix())
-                # The whole bundle enters the register, or none of it does.
-                problems += register.add_folders(conn, out, opened)
-        # Folders the register lacks (a run stopped between opening and registering, or
-        # written by hand) are caught up, so the register always covers every case folder.
-        problems += register.add_folders(conn, out, register.unregistered_folders(conn, out))
-        try:
-            register_view.write_views(conn, out)
-        except OSError as exc:
-            problems.append(f"index.html and cases.csv could not be written: {exc}")
-        return outcomes, problems
-    finally:
-        conn.close()
+def _report(outcome: opening.Outcome) -> None:
+    """One submission's line, and its warnings, as the bundle is opened."""
+    click.echo(outcome.line(), err=outcome.status != opening.OPENED)
+    for warning in outcome.warnings:
+        click.echo(f"warning  case {outcome.case}: {warning}", err=True)
 
 
 @click.command()
@@ -102,8 +61,15 @@ def decrypt(
     except OSError as exc:
         raise click.ClickException(f"The folder {out} cannot be made: {exc}.") from exc
     try:
-        with register.locked(out, wait):
-            outcomes, problems = _open_into_register(secret_key, out, force, bundles)
+        outcomes, problems = register_session.open_bundles(
+            secret_key,
+            out,
+            force,
+            bundles,
+            wait,
+            lambda total: progress_bar(f"Opening {len(bundles)} bundle(s)", total),
+            _report,
+        )
     except register.RegisterError as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.Error as exc:

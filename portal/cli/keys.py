@@ -1,65 +1,47 @@
 """`portal keygen` and `portal fingerprint`: the team's key pair, made and checked offline.
 
-Also the passphrase helpers that `decrypt` and `reply` share, so that every command turns
-the same typed or stored passphrase into the same bytes.
+Also the passphrase prompts and the opening of the private key that `decrypt` and `reply`
+share; what a passphrase's bytes are is `portal.offline.passphrases`'s.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from portal.formats import crypto
-
-MIN_PASSPHRASE_CHARS = 12
-WHY_LONG = (
-    "The private key file may one day be copied or seized; then only the passphrase stands "
-    "between an adversary and every submission ever sealed to the team, and a short one can "
-    "be guessed. Use at least 12 characters; a few random words are easy to remember."
-)
+from portal.offline import passphrases
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 NEW_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def passphrase_bytes(text: str) -> bytes:
-    """The bytes a passphrase stands for: NFC-normalised UTF-8, so every keyboard agrees."""
-    return unicodedata.normalize("NFC", text).encode("utf-8")
-
-
-def read_passphrase_file(path: Path) -> str:
-    """Read a passphrase from a file, dropping the one line ending that editors add."""
+def _from_file(path: Path) -> str:
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise click.ClickException(f"The passphrase file {path} cannot be read: {exc}.") from exc
-    except UnicodeDecodeError as exc:
-        raise click.ClickException(f"The passphrase file {path} is not UTF-8 text.") from exc
-    text = text.removesuffix("\n").removesuffix("\r")
-    if not text:
-        raise click.ClickException(f"The passphrase file {path} is empty.")
-    return text
+        return passphrases.read_passphrase_file(path)
+    except passphrases.PassphraseError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _strong_enough(text: str) -> str:
-    if len(text.strip()) < MIN_PASSPHRASE_CHARS:
-        raise click.BadParameter(f"This passphrase has {len(text.strip())} characters. {WHY_LONG}")
-    return text
+    try:
+        return passphrases.check_strength(text)
+    except passphrases.PassphraseError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 def new_passphrase(passphrase_file: Path | None) -> bytes:
     """Ask for a new passphrase twice (hidden), or read it from a file; refuse a short one."""
     if passphrase_file is not None:
-        text = read_passphrase_file(passphrase_file)
+        text = _from_file(passphrase_file)
         try:
-            _strong_enough(text)
-        except click.BadParameter as exc:
-            raise click.ClickException(f"In {passphrase_file}: {exc.message}") from exc
-        return passphrase_bytes(text)
-    click.echo(f"Choose a passphrase for the private key. {WHY_LONG}", err=True)
+            passphrases.check_strength(text)
+        except passphrases.PassphraseError as exc:
+            raise click.ClickException(f"In {passphrase_file}: {exc}") from exc
+        return passphrases.passphrase_bytes(text)
+    click.echo(f"Choose a passphrase for the private key. {passphrases.WHY_LONG}", err=True)
     text = click.prompt(
         "Passphrase",
         hide_input=True,
@@ -67,14 +49,14 @@ def new_passphrase(passphrase_file: Path | None) -> bytes:
         value_proc=_strong_enough,
         err=True,
     )
-    return passphrase_bytes(text)
+    return passphrases.passphrase_bytes(text)
 
 
 def existing_passphrase(passphrase_file: Path | None) -> bytes:
     """Ask once (hidden) for the passphrase of the private key, or read it from a file."""
     if passphrase_file is not None:
-        return passphrase_bytes(read_passphrase_file(passphrase_file))
-    return passphrase_bytes(
+        return passphrases.passphrase_bytes(_from_file(passphrase_file))
+    return passphrases.passphrase_bytes(
         click.prompt("Passphrase of the private key", hide_input=True, err=True)
     )
 

@@ -7,7 +7,6 @@ list of cases), never put in the sealed file or sent anywhere.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +25,7 @@ from rich.progress import (
 
 from portal.cli.keys import EXISTING_FILE, NEW_FILE
 from portal.formats import crypto, receipts
-from portal.offline import relay
+from portal.offline import relay, relay_files
 
 
 @contextmanager
@@ -76,7 +75,6 @@ def _read_cases(
     return [relay.make_case(raw, files, locale, "--field")], False
 
 
-RECEIPTS_FILE = "receipts.txt"
 KEEP_SAFE = (
     "Keep it safe: it opens the case's follow-up page and the team's replies; it was never "
     "sent anywhere, and the site cannot give it again."
@@ -86,36 +84,6 @@ NO_RECEIPT_LINES = (
     "each case's receipt when its file is uploaded (with team.pub from the site's key page, "
     "receipts are made here and each case's reply key is sealed inside it)."
 )
-
-
-def _receipt_site(to_key: Path) -> receipts.Published | None:
-    """The receipt salt and cost the key file publishes, if it does."""
-    try:
-        return receipts.read_published(to_key.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{to_key} cannot be read: {exc}.") from exc
-    except receipts.ReceiptError as exc:
-        raise click.ClickException(
-            f"{exc} Download team.pub again from the site's key page."
-        ) from exc
-
-
-def _open_receipts(folder: Path) -> IO[str]:
-    """receipts.txt in the output folder, new, readable by its owner only."""
-    path = folder / RECEIPTS_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise click.ClickException(
-            f"{path} already exists; choose an empty folder (nothing was overwritten)."
-        ) from None
-    handle = os.fdopen(fd, "w", encoding="utf-8")
-    handle.write(
-        "# Receipts of the sealed cases in this folder: each opens its case's follow-up page\n"
-        "# and the team's replies. As sensitive as the cases: keep this file as safe as they\n"
-        "# are, never upload it, and give each receipt only to whoever follows that case.\n"
-    )
-    return handle
 
 
 @click.command()
@@ -168,31 +136,19 @@ def seal(
     """Seal cases offline to the team's public key, as files to upload on the portal."""
     try:
         public_key = crypto.load_public_key(to_key)
-        site = _receipt_site(to_key)
+        site = relay_files.receipt_site(to_key)
         cases, many = _read_cases(json_path, csv_path, fields, files, locale)
+        if many and (out is not None or out_dir is None):
+            raise click.UsageError(f"{len(cases)} cases: give --out-dir for their sealed files.")
+        if not many and (out is None or out_dir is not None):
+            raise click.UsageError("One case: give --out for its sealed file.")
+        if out_dir is not None:
+            targets = relay_files.folder_targets(out_dir, len(cases), site is not None)
+        else:
+            assert out is not None
+            targets = [out]
     except (crypto.CryptoError, relay.SealError) as exc:
         raise click.ClickException(str(exc)) from exc
-    if many and (out is not None or out_dir is None):
-        raise click.UsageError(f"{len(cases)} cases: give --out-dir for their sealed files.")
-    if not many and (out is None or out_dir is not None):
-        raise click.UsageError("One case: give --out for its sealed file.")
-    if out_dir is not None:
-        width = max(3, len(str(len(cases))))
-        targets = [out_dir / f"case-{n:0{width}d}.sealed" for n in range(1, len(cases) + 1)]
-        taken = [path for path in targets if path.exists()]
-        if taken:
-            raise click.ClickException(
-                f"{taken[0]} already exists; choose an empty folder (nothing was overwritten)."
-            )
-        out_dir.mkdir(parents=True, exist_ok=True)
-        if site is not None and (out_dir / RECEIPTS_FILE).exists():
-            raise click.ClickException(
-                f"{out_dir / RECEIPTS_FILE} already exists; choose an empty folder (nothing "
-                "was overwritten)."
-            )
-    else:
-        assert out is not None
-        targets = [out]
     click.echo(
         f"Sealing to the team key {crypto.fingerprint(public_key)}: check that this is the "
         "fingerprint the team gave you.",
@@ -200,7 +156,12 @@ def seal(
     )
     if site is None:
         click.echo(NO_RECEIPT_LINES, err=True)
-    book = _open_receipts(out_dir) if site is not None and out_dir is not None else None
+    book: IO[str] | None = None
+    if site is not None and out_dir is not None:
+        try:
+            book = relay_files.open_receipts(out_dir)
+        except relay.SealError as exc:
+            raise click.ClickException(str(exc)) from exc
     total = sum(case.total_bytes() for case in cases)
     sealed = 0
     try:
@@ -211,9 +172,8 @@ def seal(
                 sealed += 1
                 click.echo(f"{target}  ({case.where}, {len(case.files)} attachment(s))")
                 if book is not None:
-                    book.write(f"{target.name}  {receipt}\n")
-                    book.flush()
-                    os.fsync(book.fileno())
+                    assert receipt is not None
+                    relay_files.add_receipt(book, target, receipt)
                 elif receipt is not None:
                     click.echo(f"Receipt of this case: {receipt}")
                     click.echo(KEEP_SAFE, err=True)
@@ -225,8 +185,9 @@ def seal(
             book.close()
     if book is not None and out_dir is not None:
         click.echo(
-            f"Receipts: {out_dir / RECEIPTS_FILE}, one per sealed file. {KEEP_SAFE} That file "
-            "is as sensitive as the cases: keep it as safe as they are and never upload it.",
+            f"Receipts: {out_dir / relay_files.RECEIPTS_FILE}, one per sealed file. {KEEP_SAFE} "
+            "That file is as sensitive as the cases: keep it as safe as they are and never "
+            "upload it.",
             err=True,
         )
     click.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,25 @@ class Filters:
     body: str | None = None
     received_from: str | None = None
     received_to: str | None = None
+
+
+DAY = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+
+
+class DayError(ValueError):
+    """A bound of the received dates that is neither a day nor a month."""
+
+
+def day_bound(value: str | None, last: bool) -> str | None:
+    """A filter's bound as a day: a day (YYYY-MM-DD) as it is, a month (YYYY-MM) as its first
+    day, or with `last` as its 31st, which no day of the month passes (days compare as text)."""
+    if value is None:
+        return None
+    if not DAY.match(value):
+        raise DayError(f"{value!r} is not a date (YYYY-MM-DD) or a month (YYYY-MM).")
+    if len(value) == 7:
+        return f"{value}-31" if last else f"{value}-01"
+    return value
 
 
 @dataclass

@@ -15,8 +15,8 @@ from test_staff_helpers import Staff, make_submission, services_of, token
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from portal.cli.reply import seal_reply
 from portal.formats import bundle, crypto, envelope
+from portal.offline.replying import seal_reply
 from portal.server import cases, replies
 from portal.server.models import AuditEvent, Case, Submission
 
