@@ -13,7 +13,6 @@ This module imports nothing of the web stack: the offline tools use it too.
 from __future__ import annotations
 
 from portal.formats import territories
-from portal.formats.answers import Problem, check
 from portal.formats.fields import (
     CHECKBOXES,
     COUNT,
@@ -452,28 +451,3 @@ FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in REPORT_FIELDS}
 STRUCTURED_FIELDS = tuple(f.name for f in REPORT_FIELDS if f.name != "description")
 # The fields of an urgent case, which the offline index and report.txt show first.
 URGENT = "urgent"
-
-# `Field`, the kinds of field, `check` and `Problem` are also read through the questionnaire by
-# modules written before `formats.fields` and `formats.answers` held them (offline/relay.py,
-# web/public/__init__.py); other code imports them from their own modules.
-__all__ = [
-    "CHECKBOXES",
-    "DESCRIPTION_MAX",
-    "DETAILS_INTRO",
-    "DETAILS_TITLE",
-    "FIELDS_BY_NAME",
-    "FOLLOW_UP_FIELDS",
-    "MONTH",
-    "MONTH_HELP",
-    "OTHER_COUNTRY",
-    "RADIO",
-    "REPORT_FIELDS",
-    "REPORT_SECTIONS",
-    "STRUCTURED_FIELDS",
-    "TERRITORIES",
-    "URGENT",
-    "YES_NO",
-    "Field",
-    "Problem",
-    "check",
-]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from portal.formats import bundle, crypto, days, envelope, questionnaire, receipts
+from portal.formats import answers, bundle, crypto, days, envelope, fields, questionnaire, receipts
 
 LOCALE_PATTERN = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
 # USTAR records sizes in 11 octal digits; the bundle format uses plain USTAR headers.
@@ -72,7 +72,7 @@ def parse_field_options(pairs: Sequence[str]) -> dict[str, object]:
         if not sep or not name:
             raise SealError(f"--field {pair!r} is not of the form NAME=VALUE.")
         field = _known_field(name, "--field")
-        if field.kind == questionnaire.CHECKBOXES:
+        if field.kind == fields.CHECKBOXES:
             raw[name] = choices.setdefault(name, [])
             choices[name].append(value)
         elif name in raw:
@@ -82,7 +82,7 @@ def parse_field_options(pairs: Sequence[str]) -> dict[str, object]:
     return raw
 
 
-def _known_field(name: str, where: str) -> questionnaire.Field:
+def _known_field(name: str, where: str) -> fields.Field:
     field = questionnaire.FIELDS_BY_NAME.get(name)
     if field is None:
         raise SealError(
@@ -99,24 +99,24 @@ def normalise_fields(raw: Mapping[str, object], where: str) -> dict[str, envelop
         if isinstance(value, str):
             items = [value]
         elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-            if field.kind != questionnaire.CHECKBOXES:
+            if field.kind != fields.CHECKBOXES:
                 raise SealError(f"{where}: the field {name} takes one answer, not a list.")
             items = list(value)
         else:
             raise SealError(f"{where}: the field {name} must be text or a list of text.")
         items = [item.replace("\r\n", "\n").replace("\r", "\n") for item in items]
-        if field.kind == questionnaire.CHECKBOXES:
+        if field.kind == fields.CHECKBOXES:
             chosen = [item.strip() for item in items if item.strip()]
             if chosen:
                 values[name] = chosen
         elif items[0].strip():
-            values[name] = items[0].strip() if field.kind == questionnaire.RADIO else items[0]
+            values[name] = items[0].strip() if field.kind == fields.RADIO else items[0]
     return values
 
 
 def check_case(case: Case) -> None:
     """Refuse a case the web form would refuse, or whose files cannot be sealed."""
-    problems = questionnaire.check(case.fields, questionnaire.REPORT_FIELDS)
+    problems = answers.check(case.fields, questionnaire.REPORT_FIELDS)
     if problems:
         lines = []
         for problem in problems:
@@ -125,7 +125,7 @@ def check_case(case: Case) -> None:
             if field.territories:
                 choices = "an ISO 3166-1 alpha-2 code such as KE or UA, or other"
             elif field.pattern:
-                choices = "YYYY-MM" if field.kind == questionnaire.MONTH else "digits"
+                choices = "YYYY-MM" if field.kind == fields.MONTH else "digits"
             hint = f" (choices: {choices})" if choices else ""
             lines.append(f"{problem.field}: {problem.message}{hint}")
         raise SealError(f"{case.where}: " + "; ".join(lines))
@@ -215,7 +215,7 @@ def load_csv(path: Path, default_locale: str) -> list[Case]:
         for name, cell in cells.items():
             if name in SPECIAL_COLUMNS:
                 continue
-            if questionnaire.FIELDS_BY_NAME[name].kind == questionnaire.CHECKBOXES:
+            if questionnaire.FIELDS_BY_NAME[name].kind == fields.CHECKBOXES:
                 raw[name] = cell.split(";")
             else:
                 raw[name] = cell

@@ -45,7 +45,10 @@ def folder_targets(out_dir: Path, count: int, with_receipts: bool) -> list[Path]
     taken = [path for path in targets if path.exists()]
     if taken:
         raise _taken(taken[0])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SealError(f"{out_dir} cannot be made: {exc.strerror or exc}.") from exc
     if with_receipts and (out_dir / RECEIPTS_FILE).exists():
         raise _taken(out_dir / RECEIPTS_FILE)
     return targets

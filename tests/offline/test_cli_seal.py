@@ -480,3 +480,17 @@ def test_a_key_file_with_broken_receipt_lines_is_refused(
     assert result.exit_code == 1
     assert reason in result.output
     assert not out.exists()
+
+
+def test_an_output_folder_that_cannot_be_made_gets_a_message(
+    tmp_path: Path, team: tuple[bytes, Path]
+) -> None:
+    _, team_pub = team
+    (tmp_path / "cases.json").write_text(json.dumps([{"fields": REQUIRED_FIELDS}] * 2))
+    (tmp_path / "a-file").write_bytes(b"not a folder")
+    result = seal(tmp_path, team_pub, "--json", str(tmp_path / "cases.json"), "--out-dir",
+                  str(tmp_path / "a-file" / "out"))  # fmt: skip
+    assert result.exit_code == 1
+    assert "a-file/out cannot be made: Not a directory." in result.output
+    assert not isinstance(result.exception, NotADirectoryError)
+    assert (tmp_path / "a-file").read_bytes() == b"not a folder"
