@@ -207,8 +207,21 @@ def accept_sealed(
         receipt, case = cases.case_from_ticket(services, session, ticket, binding)
     staging.rename(manifests[0].name, bundle.STORED_MANIFEST)
     _name_blobs(staging, blobs)
+    return receipt, _store_browser_sealed(services, session, staging, case, kind, count, receipt)
+
+
+def _store_browser_sealed(
+    services: Services,
+    session: Session,
+    staging: storage.Staging,
+    case: Case,
+    kind: str,
+    count: int,
+    receipt: str | None,
+) -> Submission:
+    """Store what a browser sealed, by one request or in resumable parts."""
     try:
-        submission = store_staged(
+        return store_staged(
             services,
             session,
             staging,
@@ -223,7 +236,6 @@ def accept_sealed(
             raise
         # The same ticket, sent twice at once: the other upload made the case first.
         raise cases.TicketUsed(cases.TICKET_USED) from None
-    return receipt, submission
 
 
 def check_ticket(services: Services, session: Session, ticket: str, binding: bytes) -> None:
@@ -259,21 +271,9 @@ def accept_upload(
             raise Refused("The case of this upload no longer exists on this site.")
         case = found
     with upload.finishing() as staging:
-        try:
-            submission = store_staged(
-                services,
-                session,
-                staging,
-                case,
-                kind=plan.kind,
-                sealed_by="browser",
-                source="browser",
-                file_count=len(plan.chunks),
-            )
-        except IntegrityError:
-            if receipt is None:
-                raise
-            raise cases.TicketUsed(cases.TICKET_USED) from None
+        submission = _store_browser_sealed(
+            services, session, staging, case, plan.kind, len(plan.chunks), receipt
+        )
     return receipt, submission
 
 
