@@ -124,6 +124,10 @@ def test_members_of_a_folder(tmp_path: Path) -> None:
     bundle.write(out, [e], bundle.members_of(e, tmp_path))
     with bundle.read_bytes(out.getvalue()) as reader:
         reader.check_structure()
+        assert reader.entries == [e]
+        for name, data in GOOD_FILES.items():
+            with reader.open(name) as handle:
+                assert handle.read() == data
 
 
 def test_reader_opens_a_path(tmp_path: Path) -> None:
@@ -176,6 +180,11 @@ def test_directory_members_are_tolerated() -> None:
             tar.addfile(info, io.BytesIO(data))
     with bundle.read_bytes(buffer.getvalue()) as reader:
         reader.check_structure()
+        assert [e.id for e in reader.entries] == ["sub1"]
+        for name, data in GOOD_FILES.items():
+            assert reader.size(name) == len(data)
+            with reader.open(name) as handle:
+                assert handle.read() == data
 
 
 def test_reader_refuses_a_symbolic_link() -> None:
@@ -316,6 +325,11 @@ def test_pax_records_that_change_no_size_are_read_as_tar_tools_write_them() -> N
             tar.addfile(info, io.BytesIO(data))
     with bundle.read_bytes(buffer.getvalue()) as reader:
         reader.check_structure()
+        assert [e.id for e in reader.entries] == ["sub1"]
+        for name, data in GOOD_FILES.items():
+            assert reader.size(name) == len(data)
+            with reader.open(name) as handle:
+                assert handle.read() == data
         assert reader.size(BLOB_NAME) == len(BLOB)
 
 

@@ -149,6 +149,10 @@ def test_sealed_manifest_length_check_refuses(length: int) -> None:
 )
 def test_sealed_manifest_length_check_accepts(length: int) -> None:
     envelope.check_sealed_manifest_length(length)
+    # The lengths either side of an honest one are refused: the check is exact, not loose.
+    for off_by_one in (length - 1, length + 1):
+        with pytest.raises(envelope.EnvelopeError, match="48 bytes more"):
+            envelope.check_sealed_manifest_length(off_by_one)
 
 
 @pytest.mark.parametrize(
