@@ -28,6 +28,10 @@ from portal.server.cases import Refused
 from portal.server.models import Case, Submission
 from portal.server.services import Services, today
 
+# The file parts of an envelope sealed in the browser: one manifest, then its blobs in order.
+MANIFEST_FIELD = "manifest"
+BLOB_FIELD = "blob"
+SEALED_FIELDS = frozenset({MANIFEST_FIELD, BLOB_FIELD})
 TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
 DAMAGED_UPLOAD = N_(
     "The sealed report was damaged on the way, so nothing was stored. Please send it again."
@@ -175,18 +179,20 @@ def accept_sealed(
     ticket: str = "",
     binding: bytes = b"",
     extra_parts: int = 0,
+    stray_parts: int = 0,
 ) -> tuple[str | None, Submission]:
     """Store an envelope sealed in the browser, after checking its structure only.
 
     A report opens the case its `ticket` (from `prepare_report`, bound to the browser session
     `binding`) stands for; a follow-up joins `case`. `extra_parts` counts the file parts the
-    upload held beyond what was staged.
+    upload held beyond what was staged, `stray_parts` those under a field other than
+    `SEALED_FIELDS` (never written; no honest script sends one).
     """
     if extra_parts:
         raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
-    manifests = [p for p in parts if p.field == "manifest"]
-    blobs = [p for p in parts if p.field == "blob"]
-    if len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
+    manifests = [p for p in parts if p.field == MANIFEST_FIELD]
+    blobs = [p for p in parts if p.field == BLOB_FIELD]
+    if stray_parts or len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
         raise Refused(DAMAGED_UPLOAD)
     try:
         count = int(declared_files)

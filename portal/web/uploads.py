@@ -27,7 +27,7 @@ from werkzeug.formparser import FormDataParser, MultiPartParser
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from portal.formats import crypto, envelope
-from portal.server import storage
+from portal.server import intake, storage
 from portal.web.partstreams import CaseFileStream, Nowhere, RawStream, SealingStream
 
 SEAL = "seal"
@@ -78,19 +78,22 @@ class Uploads:
     mode: str
     staging: storage.Staging
     max_files: int
-    # The field names whose file parts are stored; None for any.
-    fields: frozenset[str] | None = None
+    # The field names whose file parts are stored; a part under any other is never written.
+    fields: frozenset[str]
     parts: list[Part] = field(default_factory=list)
     # File parts beyond `max_files`, counted and dropped so the view can name the limit.
     overflow: int = 0
+    # File parts under a field the view did not name, counted and dropped unwritten.
+    strays: int = 0
     committed: bool = False
     # Kept for the next try of a form that came back with a problem (see `kept`).
     keep: bool = False
 
     def new_stream(self, field_name: str, filename: str, content_type: str) -> Any:
         """Open the stream for the next file part."""
-        if self.fields is not None and field_name not in self.fields:
+        if field_name not in self.fields:
             # No page asks for it: not one byte of it is written, sealed or not.
+            self.strays += 1
             return Nowhere()
         if len(self.parts) >= self.max_files:
             self.overflow += 1
@@ -135,7 +138,7 @@ class Uploads:
 
 
 def _raw_limit(field_name: str) -> int:
-    if field_name == "manifest":
+    if field_name == intake.MANIFEST_FIELD:
         return envelope.MAX_MANIFEST_BYTES + crypto.SEAL_OVERHEAD
     # Blobs and sealed case files are limited by the request's own size limit.
     return 1 << 62
@@ -288,11 +291,12 @@ class PortalRequest(Request):
 
 
 def expect_uploads(
-    store: storage.BlobStore, mode: str, max_files: int, fields: frozenset[str] | None = None
+    store: storage.BlobStore, mode: str, max_files: int, fields: frozenset[str]
 ) -> Uploads:
     """Declare that this request's file parts are staged, sealed (SEAL) or as they are (RAW).
 
-    With `fields`, only file parts under those names are stored; others go by unwritten.
+    Only file parts under the names in `fields` are stored; others go by unwritten, counted
+    in `strays`.
     """
     uploads = Uploads(mode, store.stage(), max_files, fields)
     request.environ[ENVIRON_KEY] = uploads

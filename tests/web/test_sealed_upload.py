@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import hostile_tar
 import pytest
@@ -38,7 +39,7 @@ from test_uploads import (
 from werkzeug.test import TestResponse
 
 from portal.formats import bundle, crypto, envelope, receipts
-from portal.server import tickets
+from portal.server import storage, tickets
 from portal.server.models import Case, Submission
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -349,6 +350,56 @@ def test_a_case_file_that_claims_more_than_it_holds_is_refused_and_the_quota_hol
         # The store is not full: an ordinary report still gets in.
         response = post_parts(client, "/en/submit", [*report_parts(csrf_token(client))])
         assert response.status_code == 200, error_message(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def opened_in_staging(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files each request opens in its staging folder, in order."""
+    names: list[str] = []
+    real_open = storage.Staging.open
+
+    def recording(self: storage.Staging, name: str) -> BinaryIO:
+        names.append(name)
+        return real_open(self, name)
+
+    monkeypatch.setattr(storage.Staging, "open", recording)
+    return names
+
+
+def test_a_stray_file_part_with_a_sealed_upload_is_never_written(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys, opened_in_staging: list[str]
+) -> None:
+    good = seal_like_the_browser(team_keys.public_key, {"a.pdf": b"a" * 70_000})
+    stray = FilePart("photo", "p.jpg", b"plain text the server must not keep" * 1000)
+    parts = good.parts(csrf_token(client))
+    response = post_parts(client, "/en/submit/sealed", [*parts[:2], stray, *parts[2:]])
+    assert response.status_code == 400
+    assert DAMAGED in error_message(response.get_data(as_text=True))
+    # The manifest and the one blob had somewhere to go; the stray part never did.
+    assert opened_in_staging == ["part-0", "part-1"]
+    assert_nothing_stored(app)
+
+
+def test_a_stray_file_part_with_a_case_file_is_never_written(
+    app: Flask,
+    client: FlaskClient,
+    team_keys: TeamKeys,
+    tmp_path: Path,
+    opened_in_staging: list[str],
+) -> None:
+    sealed = _seal_case(tmp_path, team_keys)
+    parts = [
+        ("csrf_token", csrf_token(client, "/en/sealed-case")),
+        # Before the case file: it must not take the one place the case file has.
+        FilePart("attachments", "p.jpg", b"plain text the server must not keep" * 1000),
+        FilePart("case_file", "c.sealed", sealed),
+    ]
+    response = post_parts(client, "/en/sealed-case", parts)
+    assert response.status_code == 200, error_message(response.get_data(as_text=True))
+    # Only the case file was written as a part (its members then become the stored files).
+    assert [name for name in opened_in_staging if name.startswith("part-")] == ["part-0"]
+    assert len(stored(app).folders) == 1
+    assert stored(app).staging == []
 
 
 # ---------------------------------------------------------------------------------------------

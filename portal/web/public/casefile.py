@@ -36,7 +36,9 @@ def case_file_post() -> tuple[str, int]:
     services = current()
     with services.sessions() as session:
         cases.check_quota(services, session, request.content_length or 0)
-        staged = uploads.expect_uploads(services.store, uploads.SEAL, max_files=1)
+        staged = uploads.expect_uploads(
+            services.store, uploads.SEAL, max_files=1, fields=frozenset({uploads.CASE_FILE})
+        )
         form = request.form
         relay = [p for p in staged.finish() if p.field == uploads.CASE_FILE]
         if _csrf_problem(form):

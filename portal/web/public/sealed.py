@@ -62,7 +62,9 @@ def _sealed(kind: str) -> tuple[str, int]:
     services = current()
     with services.sessions() as session:
         cases.check_quota(services, session, request.content_length or 0)
-        staged = uploads.expect_uploads(services.store, uploads.RAW, max_files=101)
+        staged = uploads.expect_uploads(
+            services.store, uploads.RAW, max_files=101, fields=intake.SEALED_FIELDS
+        )
         form = request.form
         parts = staged.finish()
         if form.get(answers.HONEYPOT):
@@ -87,6 +89,7 @@ def _sealed(kind: str) -> tuple[str, int]:
                 ticket=form.get("ticket", ""),
                 binding=_session_binding(),
                 extra_parts=staged.overflow,
+                stray_parts=staged.strays,
             )
         except cases.TicketRefused:
             # The script asks for a fresh ticket on every try: sending again is the remedy.

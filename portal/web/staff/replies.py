@@ -18,6 +18,9 @@ from portal.web.staff import PAGE_SIZE, _, bp
 
 # Replies
 
+# The reply form's one file field.
+REPLY_FILE = "reply_file"
+
 
 def _reply_page(problem: str | None = None, status: int = 200) -> tuple[str, int]:
     return render_template("staff/reply.html", problem=problem), status
@@ -35,7 +38,9 @@ def reply_post() -> tuple[str, int]:
     services = current()
     # A reply file is two sealed manifests: a few megabytes at most, whatever the site allows.
     request.max_content_length = replies.MAX_FILE_BYTES
-    staged = uploads.expect_uploads(services.store, uploads.RAW, max_files=1)
+    staged = uploads.expect_uploads(
+        services.store, uploads.RAW, max_files=1, fields=frozenset({REPLY_FILE})
+    )
     try:
         form = request.form
     except RequestEntityTooLarge:
@@ -43,7 +48,7 @@ def reply_post() -> tuple[str, int]:
             _("This file is far larger than any reply; choose the file made by “portal reply”."),
             413,
         )
-    parts = [p for p in staged.finish() if p.field == "reply_file"]
+    parts = [p for p in staged.finish() if p.field == REPLY_FILE]
     try:
         # Checked here rather than before the view: the form can be read only once its file
         # part has somewhere to go.
