@@ -1,5 +1,5 @@
 /**
- * Receipts made in the offline sealer, exactly as portal/receipts.py derives them on the site.
+ * Receipts made in the offline sealer, exactly as portal/formats/receipts.py derives them on the site.
  *
  * A receipt is 25 decimal digits from the browser's random source, shown in five groups of
  * five. Argon2id (version 0x13, one lane, the site's published cost) over the digits, salted

@@ -2,8 +2,8 @@
  * Resumable upload of a sealed envelope: each blob in parts of whole sealed chunks, continued
  * from where the server stands after a dropped connection.
  *
- * The server's side is portal/resumable.py. The model is the core of the tus protocol: PATCH a
- * part naming its `Upload-Offset`; the answer carries the new offset; 409 carries where the blob
+ * The server's side is portal/server/resumable.py, its views portal/web/public/resumable.py.
+ * The model is the core of the tus protocol: PATCH a part naming its `Upload-Offset`; the answer carries the new offset; 409 carries where the blob
  * really stands; after a failure, GET the upload to learn every blob's offset. Nothing here
  * touches the page: the caller passes the way to send a request, to wait and to show progress,
  * so that Node tests drive it with a fake server.
