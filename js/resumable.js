@@ -3,10 +3,11 @@
  * from where the server stands after a dropped connection.
  *
  * The server's side is portal/server/resumable.py, its views portal/web/public/resumable.py.
- * The model is the core of the tus protocol: PATCH a part naming its `Upload-Offset`; the answer carries the new offset; 409 carries where the blob
- * really stands; after a failure, GET the upload to learn every blob's offset. Nothing here
- * touches the page: the caller passes the way to send a request, to wait and to show progress,
- * so that Node tests drive it with a fake server.
+ * The model is the core of the tus protocol: PATCH a part naming its `Upload-Offset`; the
+ * answer carries the new offset; 409 carries where the blob really stands; after a failure,
+ * GET the upload to learn every blob's offset. Nothing here touches the page: the caller
+ * passes the way to send a request, to wait and to show progress, so that Node tests drive it
+ * with a fake server.
  */
 
 /** Bytes of one sealed chunk (65,536 bytes of plaintext and a 16-byte tag). */
