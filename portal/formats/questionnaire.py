@@ -445,9 +445,6 @@ FOLLOW_UP_FIELDS: tuple[Field, ...] = (
 REPORT_FIELDS: tuple[Field, ...] = tuple(f for section in REPORT_SECTIONS for f in section.fields)
 FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in REPORT_FIELDS}
 
-# The columns of a case's row in `cases.csv`: every answer (the "other" texts included, so
-# that a row says what "other" was) but the description, which is in report.txt whole (a
-# spreadsheet cell holds at most 32,767 characters).
-STRUCTURED_FIELDS = tuple(f.name for f in REPORT_FIELDS if f.name != "description")
-# The fields of an urgent case, which the offline index and report.txt show first.
+# The field that says someone is in immediate danger: such cases come first offline (the
+# register's index and report.txt).
 URGENT = "urgent"

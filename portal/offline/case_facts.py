@@ -33,8 +33,12 @@ PUBLISH_ORDER = ("named", "anonymised", "not", "not stated")
 NEW_FIELDS = ("urgent", "urgent_details", "consent_of", "consent_share_un", "state_responsible",
               "incident_from", "incident_to", "cooperation_from", "group_size", "group_women",
               "earlier_reference")  # fmt: skip
+# The columns of a case's row in `cases.csv`: every answer (the "other" texts included, so
+# that a row says what "other" was) but the description, which is in report.txt whole (a
+# spreadsheet cell holds at most 32,767 characters).
+STRUCTURED_FIELDS = tuple(f.name for f in questionnaire.REPORT_FIELDS if f.name != "description")
 # The answers kept beside each case for cases.csv: today's structured fields and the new ones.
-SUMMARY_FIELDS = tuple(dict.fromkeys((*questionnaire.STRUCTURED_FIELDS, *NEW_FIELDS)))
+SUMMARY_FIELDS = tuple(dict.fromkeys((*STRUCTURED_FIELDS, *NEW_FIELDS)))
 MAX_PEOPLE = 1_000_000
 ISO_CODE = re.compile(r"^[A-Za-z]{2}$")
 
