@@ -19,6 +19,7 @@ from flask import (
     render_template,
     request,
 )
+from flask import session as browser_session
 from flask_babel import gettext
 from flask_wtf.csrf import validate_csrf
 from werkzeug.datastructures import MultiDict
@@ -26,7 +27,7 @@ from wtforms import ValidationError
 
 from portal.formats import answers, envelope, questionnaire
 from portal.formats.fields import N_
-from portal.server import cases
+from portal.server import cases, tickets
 from portal.server.services import Services, current
 from portal.web import headers, i18n, limits, presenting, uploads
 
@@ -136,6 +137,11 @@ def _csrf_problem(form: MultiDict[str, str]) -> str | None:
     except ValidationError:
         return _expired()
     return None
+
+
+def _session_binding() -> bytes:
+    # The session's random CSRF secret: a ticket carried to another browser is of no use there.
+    return tickets.session_binding(str(browser_session.get("csrf_token", "")))
 
 
 def _expired() -> str:

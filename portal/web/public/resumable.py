@@ -34,11 +34,11 @@ from portal.web.public import (
     _csrf_problem,
     _expired,
     _no_case,
+    _session_binding,
     bp,
     follow_up_limit,
     sealed_report_limit,
 )
-from portal.web.public.sealed import _session_binding
 
 OFFSET_HEADER = "Upload-Offset"
 PART_TYPE = "application/offset+octet-stream"

@@ -8,10 +8,9 @@ from flask import (
     render_template,
     request,
 )
-from flask import session as browser_session
 
 from portal.formats import answers, crypto, envelope
-from portal.server import cases, intake, tickets
+from portal.server import cases, intake
 from portal.server.services import current
 from portal.web import uploads
 from portal.web.public import (
@@ -19,6 +18,7 @@ from portal.web.public import (
     _expired,
     _no_case,
     _quietly_dropped,
+    _session_binding,
     bp,
     follow_up_limit,
     refusal,
@@ -44,11 +44,6 @@ def submit_prepare() -> Response | tuple[str, int]:
         cases.check_quota(services, session, envelope.PADDING + crypto.SEAL_OVERHEAD)
     ticket, reply_key = cases.prepare_report(services, _session_binding())
     return jsonify({"ticket": ticket, "reply_public_key": crypto.b64encode(reply_key)})
-
-
-def _session_binding() -> bytes:
-    # The session's random CSRF secret: a ticket carried to another browser is of no use there.
-    return tickets.session_binding(str(browser_session.get("csrf_token", "")))
 
 
 @bp.post("/submit/sealed")
