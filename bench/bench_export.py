@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Served, deployment  # noqa: E402
+from servers import Served, children, deployment  # noqa: E402
 
 from portal.formats import bundle, crypto, envelope  # noqa: E402
 from portal.server import accounts, cases, storage  # noqa: E402
@@ -128,14 +128,6 @@ def add_staff(services: Services) -> accounts.Credentials:
 # Measuring the staff worker
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(child) for child in text]
-    return found
-
-
 def _cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
@@ -146,13 +138,13 @@ def staff_worker(serve_pid: int) -> int:
     stack = [serve_pid]
     while stack:
         pid = stack.pop()
-        children = _children(pid)
+        below = children(pid)
         command = _cmdline(pid)
         if "portal.serve.site" in command and "staff" in command:
-            if len(children) != 1:
-                raise RuntimeError(f"expected one staff worker, found {len(children)}")
-            return children[0]
-        stack += children
+            if len(below) != 1:
+                raise RuntimeError(f"expected one staff worker, found {len(below)}")
+            return below[0]
+        stack += below
     raise RuntimeError("no staff worker found under portal serve")
 
 

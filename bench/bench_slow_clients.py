@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Served, connect, csrf, deployment, multipart  # noqa: E402
+from servers import Served, children, connect, csrf, deployment, multipart  # noqa: E402
 
 CLIENTS = int(os.environ.get("PORTAL_BENCH_SLOW_CLIENTS", "1000"))
 SECONDS = float(os.environ.get("PORTAL_BENCH_SLOW_SECONDS", "90"))
@@ -145,22 +145,9 @@ def _public_pids(served: Served) -> list[int]:
     """The public site's arbiter and its workers."""
     assert served.process is not None
     found = []
-    for pid in _children(served.process.pid):
+    for pid in children(served.process.pid):
         if b'"public"' in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "):
-            found = [pid, *_children(pid)]
-    return found
-
-
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                found.append(int(entry.name))
+            found = [pid, *children(pid)]
     return found
 
 

@@ -64,6 +64,21 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def children(pid: int) -> list[int]:
+    """The process ids whose parent is `pid`, read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # The parent id is the second field after the command name, which may hold spaces.
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def connect(where: Path | int, timeout: float) -> socket.socket:
     """A connection to a Unix socket file or a loopback port."""
     if isinstance(where, Path):

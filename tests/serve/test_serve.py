@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from servers import (
     PORTAL,
     Served,
+    children,
     connect,
     csrf,
     deployment,
@@ -309,19 +310,6 @@ def test_an_upload_at_a_steady_pace_completes(served: Served) -> None:
 # Starting and stopping
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_the_demo_serves_loopback_ports_and_stops_when_a_site_dies(tmp_path: Path) -> None:
     env = deployment(tmp_path, PORTAL_HOSTNAMES="portal.example.onion")
     ports = {"public": free_port(), "staff": free_port()}
@@ -338,7 +326,7 @@ def test_the_demo_serves_loopback_ports_and_stops_when_a_site_dies(tmp_path: Pat
             assert time.monotonic() < deadline, server.output.read_text()
             time.sleep(0.1)
         assert server.process is not None
-        arbiters = _children(server.process.pid)
+        arbiters = children(server.process.pid)
         assert len(arbiters) == 2
         # One site dying stops the other, and the exit says something went wrong.
         os.kill(arbiters[0], signal.SIGKILL)

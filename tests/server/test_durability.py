@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from click.testing import CliRunner
 from conftest import MINIMAL_REPORT, TeamKeys, csrf_token
 from flask import Flask
 from flask.testing import FlaskClient
+from servers import free_port
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -43,12 +43,6 @@ from portal.server.models import Submission
 ROOT = Path(__file__).resolve().parents[2]
 UPLOADS = 20
 PIECE = 64 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -68,7 +62,7 @@ class Server:
 @pytest.fixture
 def server(initialised: dict[str, str], tmp_path: Path) -> Iterator[Server]:
     """The public site of the test deployment, served by gunicorn on a free loopback port."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     environment = {**os.environ, **initialised, "PYTHONPATH": str(ROOT)}
     with log.open("wb") as output:
