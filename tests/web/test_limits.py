@@ -9,6 +9,7 @@ the workers share them.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -364,12 +365,19 @@ def burst_through(served: Served, count: int) -> Counter[int]:
         return Counter(statuses)
 
 
+def submit_workers(served: Served) -> set[str]:
+    """The process ids of the workers that have answered a report, whatever they said."""
+    log = served.access_log.read_text() if served.access_log.exists() else ""
+    return set(re.findall(r"portal\.access\[(\d+)\]: POST /<lang>/submit \d{3}", log))
+
+
 @needs_redis
 def test_two_workers_sharing_redis_hold_one_limit_and_a_follow_up_still_works(
     tmp_path: Path,
 ) -> None:
+    # An hour's window, so that a slow machine cannot see the window end mid-test.
     env = deployment(
-        tmp_path, PORTAL_RATELIMIT_STORAGE_URI=REDIS_URL, PORTAL_REPORT_RATE_LIMIT="20 per minute"
+        tmp_path, PORTAL_RATELIMIT_STORAGE_URI=REDIS_URL, PORTAL_REPORT_RATE_LIMIT="20 per hour"
     )
     prefix = installation_prefix(Path(env["PORTAL_DATA_DIR"]))
     served = Served(
@@ -387,6 +395,14 @@ def test_two_workers_sharing_redis_hold_one_limit_and_a_follow_up_still_works(
         assert first.status == 200
         statuses = burst_through(served, BURST)
         assert statuses == {200: 19, 429: BURST - 19}
+        # The listening socket is open before both workers have booted, and the kernel
+        # hands a connection to whichever worker accepts first: on a busy machine one
+        # worker can take the whole burst. Knock until the other has answered too; each
+        # later report is over the one shared limit, whichever worker takes it.
+        deadline = time.monotonic() + 60
+        while len(submit_workers(served)) < 2 and time.monotonic() < deadline:
+            assert burst_through(served, 8) == {429: 8}
+            time.sleep(0.2)
         lookup = served.request(
             "POST",
             "/en/follow-up",
@@ -397,13 +413,10 @@ def test_two_workers_sharing_redis_hold_one_limit_and_a_follow_up_still_works(
     finally:
         served.stop()
         forget_keys(prefix)
-    # Both workers answered: the limit held across processes, not inside one.
-    workers = set(
-        re.findall(
-            r"portal\.access\[(\d+)\]: POST /<lang>/submit 200", served.access_log.read_text()
-        )
-    )
-    assert len(workers) == 2
+    # Both workers answered reports and only 20 were taken in all: had each worker
+    # kept its own count, the one that answered n reports would have taken min(n, 20)
+    # more.
+    assert len(submit_workers(served)) == 2
 
 
 @pytest.mark.parametrize("path", ["/en/submit", "/en/follow-up"])
