@@ -65,15 +65,21 @@ def export(out: Path, everything: bool) -> None:
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted, delete nothing.")
 def purge(dry_run: bool) -> None:
-    """Delete submissions past their retention date (run daily by a timer)."""
+    """Delete submissions past their retention date, and rewrite those of earlier days so
+    that the disk keeps no time of day for them (run daily by a timer)."""
     try:
-        deleted, removed = retention.purge(os.environ, dry_run)
+        done = retention.purge(os.environ, dry_run)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if dry_run:
-        click.echo(f"{deleted} submission(s) would be deleted.")
+        click.echo(f"{done.deleted} submission(s) would be deleted.")
         return
     click.echo(
-        f"Deleted {deleted} submission(s) past retention"
-        + (f" and {removed} abandoned upload(s)." if removed else ".")
+        f"Deleted {done.deleted} submission(s) past retention"
+        + (f" and {done.removed} abandoned upload(s)." if done.removed else ".")
     )
+    if done.settled:
+        click.echo(
+            f"Rewrote {done.settled} submission(s) of earlier days into new files,"
+            " so that the disk keeps no time of day for them."
+        )

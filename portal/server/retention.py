@@ -1,5 +1,6 @@
 """Retention: sealed data leaves the server a set number of days after export, or after a
-longer limit when it was never exported; leftovers of interrupted uploads go too.
+longer limit when it was never exported; leftovers of interrupted uploads go too. What stays is
+settled once its day is over (`server.settling`), so the disk keeps no hour of its arrival.
 
 Abandoned staging (an upload cut off for good, attachments kept for a form that never came
 back) is swept by `portal purge` and, so that a flood of such forms cannot wait a day for the
@@ -15,12 +16,12 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from portal.server import resumable, storage
+from portal.server import resumable, settling, storage
 from portal.server.models import Case, Submission
 from portal.server.services import Services, opened, today
 
@@ -64,20 +65,28 @@ def delete(services: Services, session: Session, submissions: Sequence[Submissio
         services.store.delete(submission_id)
 
 
-def purge(env: Mapping[str, str], dry_run: bool = False) -> tuple[int, int]:
-    """`portal purge`: delete the submissions past retention, then abandoned uploads.
+class Purged(NamedTuple):
+    """What one `portal purge` did."""
 
-    Returns how many submissions were deleted (on a dry run: would be, and nothing is) and how
-    many abandoned uploads were removed. ConfigError when the services cannot be loaded.
+    deleted: int  # submissions past retention (on a dry run: that would be)
+    removed: int  # abandoned uploads and kept attachments
+    settled: int  # submissions of earlier days rewritten into new inodes
+
+
+def purge(env: Mapping[str, str], dry_run: bool = False) -> Purged:
+    """`portal purge`: delete the submissions past retention, then abandoned uploads, then
+    settle what stays. A dry run only counts what would be deleted. ConfigError when the
+    services cannot be loaded.
     """
     with opened(env) as services:
         with services.sessions() as session:
             past = due(services, session)
             if dry_run:
-                return len(past), 0
+                return Purged(len(past), 0, 0)
             delete(services, session, past)
         removed = sweep_stale(services)
-    return len(past), removed
+        settled = settling.settle(services.store)
+    return Purged(len(past), removed, settled)
 
 
 def _drop_old_pages(services: Services) -> None:

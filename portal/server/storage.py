@@ -9,13 +9,18 @@ problem wait in `sealed/.kept/` (see `portal.web.kept`), and resumable uploads o
 envelopes in `sealed/.uploads/` (see `server.resumable`); staging, kept and upload folders count
 towards the storage quota like stored submissions, an upload for all it was declared to hold.
 File times are set to midnight UTC of the day, so the file system does not keep the time of day
-a submission arrived.
+a submission arrived; once the day is over, the daily purge rewrites each folder into new inodes
+(`server.settling`), so that their change and birth times, which no program can set, do not keep
+it either.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -25,9 +30,10 @@ from portal.formats import bundle, durable
 INCOMING = ".incoming"
 KEPT = ".kept"
 UPLOADS = ".uploads"
+SETTLING = ".settling"
 # In an upload's folder: the bytes it was declared to hold, counted before they arrive.
 RESERVED = "reserved"
-SPECIAL = (INCOMING, KEPT, UPLOADS)
+SPECIAL = (INCOMING, KEPT, UPLOADS, SETTLING)
 
 
 # A stored submission's id: 120 random bits, so that ids the site makes for years, across
@@ -144,6 +150,7 @@ class BlobStore:
         self.incoming = root / INCOMING
         self.kept = root / KEPT
         self.uploads = root / UPLOADS
+        self.settling = root / SETTLING
 
     def ensure(self) -> None:
         """Create the folders, private to the service's user."""
@@ -151,6 +158,7 @@ class BlobStore:
         self.incoming.mkdir(mode=0o700, exist_ok=True)
         self.kept.mkdir(mode=0o700, exist_ok=True)
         self.uploads.mkdir(mode=0o700, exist_ok=True)
+        self.settling.mkdir(mode=0o700, exist_ok=True)
 
     def stage(self) -> Staging:
         """A new, empty staging folder."""
@@ -196,8 +204,13 @@ class BlobStore:
 
     def delete(self, submission_id: str) -> None:
         """Remove a stored submission's files (overwriting is pointless on modern disks;
-        the contents are sealed, and without the offline key they are noise)."""
-        shutil.rmtree(self.path(submission_id), ignore_errors=True)
+        the contents are sealed, and without the offline key they are noise).
+
+        A folder being rewritten by the daily settling is deleted once that is done.
+        """
+        folder = self.path(submission_id)
+        with folder_locked(folder, wait=True):
+            shutil.rmtree(folder, ignore_errors=True)
 
     def stored_ids(self) -> set[str]:
         """The ids of every submission folder on disk."""
@@ -211,7 +224,7 @@ class BlobStore:
         An unfinished upload counts for what it was declared to hold, or for what it holds if
         that is more: room promised to it must not be given to others meanwhile.
         """
-        total = sum(folder_bytes(folder) for folder in (self.incoming, self.kept))
+        total = sum(folder_bytes(folder) for folder in (self.incoming, self.kept, self.settling))
         try:
             uploads = list(os.scandir(self.uploads))
         except FileNotFoundError:
@@ -239,6 +252,30 @@ class BlobStore:
             shutil.rmtree(self.root / orphan, ignore_errors=True)
             removed += 1
         return removed
+
+
+@contextmanager
+def folder_locked(folder: Path, *, wait: bool) -> Iterator[bool]:
+    """Hold a stored folder against a deletion or a settling at the same time.
+
+    Yields whether the lock was taken: without `wait`, False when someone else holds it; and
+    False when there is no such folder. The lock is on the folder's inode, so a deletion that
+    waited while the folder was swapped for its settled copy then deletes the copy, by name.
+    """
+    try:
+        handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except (FileNotFoundError, NotADirectoryError):
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(handle)
 
 
 def _reserved(folder: Path) -> int:
