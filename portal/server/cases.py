@@ -44,6 +44,7 @@ class TicketUsed(Refused):
     """The ticket of a browser-sealed report already made a case."""
 
 
+TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
 TICKET_USED = N_("This report was already received; it was not stored a second time.")
 
 

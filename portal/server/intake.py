@@ -32,7 +32,6 @@ from portal.server.services import Services, today
 MANIFEST_FIELD = "manifest"
 BLOB_FIELD = "blob"
 SEALED_FIELDS = frozenset({MANIFEST_FIELD, BLOB_FIELD})
-TOO_MANY_FILES = N_("At most %(count)s files can be sent at once.")
 DAMAGED_UPLOAD = N_(
     "The sealed report was damaged on the way, so nothing was stored. Please send it again."
 )
@@ -47,6 +46,10 @@ DAMAGED_CASE_FILE = N_(
 )
 NO_REPLY_KEY = N_("The sealed case file names a receipt but no reply key; seal it again.")
 MALFORMED_RECEIPT = N_("The sealed case file's receipt is malformed; seal it again.")
+CASE_GONE = N_(
+    "The case of this receipt no longer exists on this site, so nothing was stored. To tell "
+    "the team more, send a new report."
+)
 LOOKUP_TAKEN = N_(
     "This sealed case file was already received (its receipt belongs to a case), so it was not "
     "stored a second time. If it is a new case, seal it again: each sealing makes a new receipt."
@@ -127,7 +130,7 @@ def seal_on_arrival(
     A report opens a new case and returns its receipt; a follow-up joins `case`.
     """
     if len(parts) > envelope.MAX_FILES:
-        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
+        raise Refused(cases.TOO_MANY_FILES, count=envelope.MAX_FILES)
     files = []
     for part in parts:
         if part.key is None:
@@ -189,7 +192,7 @@ def accept_sealed(
     `SEALED_FIELDS` (never written; no honest script sends one).
     """
     if extra_parts:
-        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
+        raise Refused(cases.TOO_MANY_FILES, count=envelope.MAX_FILES)
     manifests = [p for p in parts if p.field == MANIFEST_FIELD]
     blobs = [p for p in parts if p.field == BLOB_FIELD]
     if stray_parts or len(manifests) != 1 or len(manifests) + len(blobs) != len(parts):
@@ -201,7 +204,7 @@ def accept_sealed(
     if count != len(blobs):
         raise Refused(DAMAGED_UPLOAD)
     if count > envelope.MAX_FILES:
-        raise Refused(TOO_MANY_FILES, count=envelope.MAX_FILES)
+        raise Refused(cases.TOO_MANY_FILES, count=envelope.MAX_FILES)
     try:
         envelope.check_sealed_manifest_length(manifests[0].size)
         for index, blob in enumerate(blobs):
@@ -274,7 +277,7 @@ def accept_upload(
     else:
         found = session.get(Case, plan.case_id or "")
         if found is None:
-            raise Refused("The case of this upload no longer exists on this site.")
+            raise Refused(CASE_GONE)
         case = found
     with upload.finishing() as staging:
         submission = _store_browser_sealed(

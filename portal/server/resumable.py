@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import IO
 
 from portal.formats import bundle, crypto, envelope
-from portal.server import storage
+from portal.formats.fields import N_
+from portal.server import cases, storage
 
 CHUNK = crypto.SEALED_CHUNK_SIZE
 # About a megabyte: a cut costs at most this much sent again, and each request is short enough
@@ -56,8 +57,24 @@ HANDLE_BYTES = 32
 _HANDLE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-class UploadError(Exception):
-    """A request about an upload that cannot be honoured; the message is for the person."""
+# What a person whose script sends the upload may be told, in the page's language.
+GONE = N_(
+    "This upload is not known here: it was finished, it waited too long and was removed, or it "
+    "was started in another browser session. Nothing of it is stored; please send again."
+)
+FINISHED = N_("This upload was already received and stored; nothing more can be added to it.")
+TOO_LARGE = N_("The upload is larger than this site accepts.")
+PART_BROKE_OFF = N_("The part broke off before its end; nothing of it was kept.")
+BUSY = N_("Another part of this upload is being written; try again.")
+
+
+class UploadError(cases.Refused):
+    """A request about an upload that cannot be honoured.
+
+    What the site's own script can meet is marked for translation (above); what only a client
+    that breaks the protocol meets (a part out of line, a chunk count of nought) is said in
+    English, for whoever writes that client.
+    """
 
     status = 400
 
@@ -134,11 +151,11 @@ def ticket_digest(ticket: str) -> str:
 def check_chunks(counts: list[int], manifest_bytes: int, max_bytes: int) -> tuple[int, ...]:
     """The declared chunk counts, if an honest sealer could declare them; UploadError if not."""
     if len(counts) > envelope.MAX_FILES:
-        raise UploadError(f"At most {envelope.MAX_FILES} files can be sent at once.")
+        raise UploadError(cases.TOO_MANY_FILES, count=envelope.MAX_FILES)
     if any(count < 1 for count in counts):
         raise UploadError("Every sealed file holds at least one chunk.")
     if manifest_bytes + sum(counts) * CHUNK > max_bytes:
-        raise UploadError("The upload is larger than this site accepts.")
+        raise UploadError(TOO_LARGE)
     return tuple(counts)
 
 
@@ -164,7 +181,7 @@ class Uploads:
     def open(self, handle: str, binding: str) -> Upload:
         """The upload of `handle` made by this session; NoSuchUpload or AlreadyFinished if not."""
         if not 1 <= len(handle) <= 100 or not set(handle) <= _HANDLE_CHARS:
-            raise NoSuchUpload(_GONE)
+            raise NoSuchUpload(GONE)
         name = _name(handle)
         folder = self.root / name
         try:
@@ -182,17 +199,17 @@ class Uploads:
         # Another session's upload is answered as one that does not exist: a handle says
         # nothing unless it is used where it was made.
         if not _same(plan.binding, binding):
-            raise NoSuchUpload(_GONE)
+            raise NoSuchUpload(GONE)
         return Upload(folder, plan, self.root / (name + DONE))
 
     def _finished_or_gone(self, name: str, binding: str) -> UploadError:
         try:
             marker = (self.root / (name + DONE)).read_text("ascii").split(" ")
         except (OSError, UnicodeDecodeError):
-            return NoSuchUpload(_GONE)
+            return NoSuchUpload(GONE)
         if len(marker) != 2 or not _same(marker[0], binding):
-            return NoSuchUpload(_GONE)
-        return AlreadyFinished(_FINISHED, marker[1] or None)
+            return NoSuchUpload(GONE)
+        return AlreadyFinished(FINISHED, marker[1] or None)
 
     def sweep(self, max_age_seconds: float, now: float | None = None) -> int:
         """Remove uploads and finished markers untouched for `max_age_seconds`; return how many."""
@@ -212,13 +229,6 @@ class Uploads:
                     Path(entry.path).unlink(missing_ok=True)
                 removed += 1
         return removed
-
-
-_GONE = (
-    "This upload is not known here: it was finished, it waited too long and was removed, or it "
-    "was started in another browser session. Nothing of it is stored; please send again."
-)
-_FINISHED = "This upload was already received and stored; nothing more can be added to it."
 
 
 def _same(stored: str, binding: str) -> bool:
@@ -291,9 +301,7 @@ class Upload:
                 while left:
                     data = body.read(min(left, 256 * 1024))
                     if not data:
-                        raise UploadError(
-                            "The part broke off before its end; nothing of it was kept."
-                        )
+                        raise UploadError(PART_BROKE_OFF)
                     out.write(data)
                     left -= len(data)
             with self._locked():
@@ -315,7 +323,7 @@ class Upload:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise Busy("Another part of this upload is being written; try again.") from None
+                raise Busy(BUSY) from None
             yield
         finally:
             os.close(fd)

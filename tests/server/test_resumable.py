@@ -443,3 +443,76 @@ def test_a_follow_up_upload_needs_a_receipt_that_opens_a_case(
     assert response.status_code == 400
     assert "No case matches" in error_message(response.get_data(as_text=True))
     assert upload_folders(app) == []
+
+
+def test_what_a_person_may_be_told_of_an_upload_is_said_in_the_pages_language(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys
+) -> None:
+    # An upload begun in one session, then taken up by another (a New Identity in Tor
+    # Browser forgets the session): French answers, in the script's JSON and on the page.
+    begun = begin(client, team_keys)
+    stranger = app.test_client()
+    csrf_token(stranger, "/fr/submit")
+    in_french = Begun(
+        begun.sealed,
+        begun.location.replace("/en/", "/fr/", 1),
+        begun.finish.replace("/en/", "/fr/", 1),
+        begun.ticket,
+    )
+    gone = "Cet envoi n\N{RIGHT SINGLE QUOTATION MARK}est pas connu ici : il est déjà terminé"
+    response = patch(stranger, in_french, 0, *part(begun, 0, 0))
+    assert response.status_code == 404
+    assert response.get_json()["error"].startswith(gone)
+    page = stranger.post(in_french.finish, data={"ticket": begun.ticket})
+    assert page.status_code == 404
+    assert error_message(page.get_data(as_text=True)).startswith(gone)
+
+    # More than the site accepts, in Arabic.
+    prepared = prepare(client, "ar")
+    response = client.post(
+        "/ar/submit/uploads",
+        data={
+            "csrf_token": csrf_token(client, "/ar/submit"),
+            "ticket": prepared.ticket,
+            "manifest": base64.b64encode(begun.sealed.manifest).decode(),
+            "chunks": "100000",
+        },
+    )
+    assert response.status_code == 400
+    assert (
+        error_message(response.get_data(as_text=True)) == "حجم الإرسال أكبر مما يقبله هذا الموقع."
+    )
+
+
+def test_a_follow_up_whose_case_went_meanwhile_is_told_so_in_its_language(
+    app: Flask, client: FlaskClient, team_keys: TeamKeys
+) -> None:
+    first = begin(client, team_keys, {"a.bin": b"first"})
+    send_everything(client, first)
+    receipt = receipt_of(finish(client, first).get_data(as_text=True))
+    sealed = seal_like_the_browser(
+        team_keys.public_key, {"more.bin": b"more"}, kind="follow-up", fields={"description": "x"}
+    )
+    response = client.post(
+        "/ru/follow-up/uploads",
+        data={
+            "csrf_token": csrf_token(client, "/ru/follow-up"),
+            "receipt": receipt,
+            "manifest": base64.b64encode(sealed.manifest).decode(),
+            "chunks": "1",
+        },
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    answer = response.get_json()
+    begun = Begun(sealed, answer["location"], answer["finish"], "")
+    send_everything(client, begun)
+    # Retention runs out for the case while the follow-up is on its way.
+    services = app.extensions["portal"]
+    with services.sessions() as session:
+        retention.delete(services, session, list(session.scalars(select(Submission))))
+    done = client.post(begun.finish)
+    assert done.status_code == 400
+    assert error_message(done.get_data(as_text=True)).startswith(
+        "Случая по этой квитанции на сайте больше нет"
+    )
+    assert rows(app) == 0

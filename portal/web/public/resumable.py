@@ -37,6 +37,7 @@ from portal.web.public import (
     _session_binding,
     bp,
     follow_up_limit,
+    refusal,
     sealed_report_limit,
 )
 
@@ -93,8 +94,11 @@ def _create(kind: str) -> Response | tuple[str, int]:
         chunks = resumable.check_chunks(counts, len(manifest), services.config.max_upload_bytes)
     except (binascii.Error, ValueError):
         return _refused("The upload does not say what it will hold.")
-    except (envelope.EnvelopeError, resumable.UploadError) as exc:
+    except envelope.EnvelopeError as exc:
+        # A length no honest sealer makes: said in English, for whoever wrote the client.
         return _refused(str(exc))
+    except resumable.UploadError as exc:
+        return _refused(refusal(exc))
     with services.sessions() as session:
         # Room for all it will hold is promised now: counted from here until it is stored.
         cases.check_quota(services, session, len(manifest) + sum(chunks) * resumable.CHUNK)
@@ -106,7 +110,7 @@ def _create(kind: str) -> Response | tuple[str, int]:
             except cases.TicketRefused:
                 return _refused(_expired())
             except cases.Refused as exc:
-                return _refused(str(exc))
+                return _refused(refusal(exc))
             ticket = resumable.ticket_digest(ticket)
         else:
             try:
@@ -169,7 +173,7 @@ def upload_part(handle: str) -> Response:
         return _answer(exc)
     except BadRequest:
         # The client went away before the whole part arrived: nothing of it was kept.
-        return _answer(resumable.UploadError("The part broke off; nothing of it was kept."))
+        return _answer(resumable.UploadError(resumable.PART_BROKE_OFF))
     answer = Response(status=204)
     answer.headers[OFFSET_HEADER] = str(new_offset)
     return answer
@@ -186,18 +190,18 @@ def finish_upload(handle: str) -> tuple[str, int]:
     except resumable.AlreadyFinished as exc:
         return _finished_again(exc, ticket)
     except resumable.UploadError as exc:
-        return _refused(str(exc), exc.status)
+        return _refused(refusal(exc), exc.status)
     with services.sessions() as session:
         try:
             receipt, _submission = intake.accept_upload(
                 services, session, upload, ticket=ticket, binding=_session_binding()
             )
         except resumable.UploadError as exc:
-            return _refused(str(exc), exc.status)
+            return _refused(refusal(exc), exc.status)
         except cases.TicketRefused:
             return _refused(_expired())
         except cases.Refused as exc:
-            return _refused(str(exc))
+            return _refused(refusal(exc))
     return _done(upload.plan.kind, receipt)
 
 
@@ -207,14 +211,14 @@ def _finished_again(exc: resumable.AlreadyFinished, ticket: str) -> tuple[str, i
     if exc.ticket is None:
         return _done("follow-up", None)
     if not ticket or resumable.ticket_digest(ticket) != exc.ticket:
-        return _refused(str(exc), exc.status)
+        return _refused(refusal(exc), exc.status)
     services = current()
     try:
         opened = tickets.open_ticket(
             services.installation_secret, ticket, _session_binding(), max_age=None
         )
     except tickets.TicketError:
-        return _refused(str(exc), exc.status)
+        return _refused(refusal(exc), exc.status)
     return _done("report", opened.receipt)
 
 
@@ -231,7 +235,7 @@ def _index(text: str) -> int | None:
 
 def _answer(exc: resumable.UploadError) -> Response:
     """A refusal the script reads: the reason, and where the blob stands when that is the issue."""
-    answer = jsonify({"error": str(exc)})
+    answer = jsonify({"error": refusal(exc)})
     answer.status_code = exc.status
     if isinstance(exc, resumable.WrongOffset):
         answer.headers[OFFSET_HEADER] = str(exc.offset)
