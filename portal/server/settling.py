@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import functools
 import hashlib
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -99,7 +97,8 @@ def settle(store: storage.BlobStore, now: float | None = None) -> int:
     now = time.time() if now is None else now
     store.ensure()
     settled = 0
-    with _only_run(store.settling) as alone:
+    # Its own folder's lock: another run settling at the same time makes this one do nothing.
+    with storage.folder_locked(store.settling, wait=False) as alone:
         if not alone:
             return 0
         _clear(store.settling)
@@ -118,20 +117,6 @@ def settle(store: storage.BlobStore, now: float | None = None) -> int:
                 if exc.errno in _STOP:
                     break
     return settled
-
-
-@contextmanager
-def _only_run(folder: Path) -> Iterator[bool]:
-    handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(handle)
 
 
 def _clear(folder: Path) -> None:

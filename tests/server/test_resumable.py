@@ -109,6 +109,30 @@ def send_everything(client: FlaskClient, begun: Begun) -> None:
             assert response.headers["Upload-Offset"] == str(start + len(data[start:][:PART]))
 
 
+def begin_follow_up(
+    client: FlaskClient, team_keys: TeamKeys, files: dict[str, bytes], lang: str = "en"
+) -> Begun:
+    """A report sent and stored, then a follow-up to its case begun, in `lang`."""
+    first = begin(client, team_keys, {"a.bin": b"first"})
+    send_everything(client, first)
+    receipt = receipt_of(finish(client, first).get_data(as_text=True))
+    sealed = seal_like_the_browser(
+        team_keys.public_key, files, kind="follow-up", fields={"description": "more"}
+    )
+    response = client.post(
+        f"/{lang}/follow-up/uploads",
+        data={
+            "csrf_token": csrf_token(client, f"/{lang}/follow-up"),
+            "receipt": receipt,
+            "manifest": base64.b64encode(sealed.manifest).decode(),
+            "chunks": ",".join(str(len(blob) // CHUNK) for blob in sealed.blobs),
+        },
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    answer = response.get_json()
+    return Begun(sealed, answer["location"], answer["finish"], "")
+
+
 def finish(client: FlaskClient, begun: Begun) -> TestResponse:
     """Ask for the upload to be stored."""
     return client.post(begun.finish, data={"ticket": begun.ticket})
@@ -398,24 +422,7 @@ def test_parts_spend_the_sessions_part_budget_not_the_report_budget(
 def test_a_follow_up_sent_in_parts_joins_its_case(
     app: Flask, client: FlaskClient, runner: CliRunner, team_keys: TeamKeys, tmp_path: Path
 ) -> None:
-    first = begin(client, team_keys, {"a.bin": b"first"})
-    send_everything(client, first)
-    receipt = receipt_of(finish(client, first).get_data(as_text=True))
-    sealed = seal_like_the_browser(
-        team_keys.public_key, {"more.bin": BIG}, kind="follow-up", fields={"description": "more"}
-    )
-    response = client.post(
-        "/en/follow-up/uploads",
-        data={
-            "csrf_token": csrf_token(client, "/en/follow-up"),
-            "receipt": receipt,
-            "manifest": base64.b64encode(sealed.manifest).decode(),
-            "chunks": "20",
-        },
-    )
-    assert response.status_code == 201, response.get_data(as_text=True)
-    answer = response.get_json()
-    begun = Begun(sealed, answer["location"], answer["finish"], "")
+    begun = begin_follow_up(client, team_keys, {"more.bin": BIG})
     send_everything(client, begun)
     done = client.post(begun.finish)
     assert done.status_code == 200
@@ -487,24 +494,7 @@ def test_what_a_person_may_be_told_of_an_upload_is_said_in_the_pages_language(
 def test_a_follow_up_whose_case_went_meanwhile_is_told_so_in_its_language(
     app: Flask, client: FlaskClient, team_keys: TeamKeys
 ) -> None:
-    first = begin(client, team_keys, {"a.bin": b"first"})
-    send_everything(client, first)
-    receipt = receipt_of(finish(client, first).get_data(as_text=True))
-    sealed = seal_like_the_browser(
-        team_keys.public_key, {"more.bin": b"more"}, kind="follow-up", fields={"description": "x"}
-    )
-    response = client.post(
-        "/ru/follow-up/uploads",
-        data={
-            "csrf_token": csrf_token(client, "/ru/follow-up"),
-            "receipt": receipt,
-            "manifest": base64.b64encode(sealed.manifest).decode(),
-            "chunks": "1",
-        },
-    )
-    assert response.status_code == 201, response.get_data(as_text=True)
-    answer = response.get_json()
-    begun = Begun(sealed, answer["location"], answer["finish"], "")
+    begun = begin_follow_up(client, team_keys, {"more.bin": b"more"}, "ru")
     send_everything(client, begun)
     # Retention runs out for the case while the follow-up is on its way.
     services = app.extensions["portal"]

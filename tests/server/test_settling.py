@@ -220,7 +220,7 @@ def test_a_deletion_during_a_settle_waits_and_then_deletes(
 
 
 def test_two_runs_at_once_settle_once(store: storage.BlobStore) -> None:
-    with settling._only_run(store.settling) as alone:
+    with storage.folder_locked(store.settling, wait=False) as alone:
         assert alone
         assert settling.settle(store, now=TOMORROW) == 0
     assert settling.settle(store, now=TOMORROW) == 1
