@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,14 @@ from pathlib import Path
 
 import nacl.pwhash
 
-from portal.formats import crypto
-from portal.server.config import load_config
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers import free_port  # noqa: E402
+
+from portal.formats import crypto  # noqa: E402
+from portal.server.config import load_config  # noqa: E402
+
 GiB = 1024**3
 MiB = 1024**2
 BLOCK = 1024 * 1024
@@ -69,12 +72,6 @@ def upload():
 
 # ---------------------------------------------------------------------------------------------
 # Servers
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -150,7 +147,7 @@ class Deployment:
 
     def portal(self, workers: int = 1, threads: int = 32) -> AbstractContextManager[Server]:
         """The public site as `portal serve` runs it."""
-        port = _free_port()
+        port = free_port()
         options = {
             "site": "public",
             "bind": f"127.0.0.1:{port}",
@@ -163,7 +160,7 @@ class Deployment:
 
     def plain(self) -> AbstractContextManager[Server]:
         """The plain Flask baseline, under gunicorn's own threaded worker, like the portal."""
-        port = _free_port()
+        port = free_port()
         (self.folder / "plain_app.py").write_text(PLAIN_APP)
         saved = self.folder / "plain"
         saved.mkdir(exist_ok=True)

@@ -260,3 +260,17 @@ def test_settling_is_not_a_submission(store: storage.BlobStore) -> None:
     assert store.settling.is_dir()
     assert store.sweep({"abc123"}) == 0
     assert store.settling.is_dir()
+
+
+def test_a_download_that_began_before_the_settle_reads_the_same_bundle(
+    store: storage.BlobStore,
+) -> None:
+    # The staff download lists a submission's files, then opens each by name as the stream
+    # reaches it: a settle in between swaps in files with the same bytes.
+    entry = bundle.Entry("abc123", "case1", "report", TODAY.isoformat(), 1)
+    before = b"".join(bundle.stream([entry], bundle.members_of(entry, store.path("abc123"))))
+    members = bundle.members_of(entry, store.path("abc123"))
+    blocks = bundle.stream([entry], members)
+    first = next(blocks)
+    assert settling.settle(store, now=TOMORROW) == 1
+    assert first + b"".join(blocks) == before
