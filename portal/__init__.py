@@ -39,7 +39,16 @@ def create_app(
 
     from portal.server import services
     from portal.server.config import load_config
-    from portal.web import errors, headers, i18n, limits, middleware, resources, uploads
+    from portal.web import (
+        compression,
+        errors,
+        headers,
+        i18n,
+        limits,
+        middleware,
+        resources,
+        uploads,
+    )
 
     if site not in (PUBLIC, STAFF):
         raise ValueError(f"unknown site {site!r}")
@@ -72,6 +81,7 @@ def create_app(
     app.jinja_env.globals["site"] = site
     i18n.init_app(app)
     headers.init_app(app, config.onion_location if site == PUBLIC else None)
+    compression.init_app(app)
     limits.init_app(app, config.ratelimit_storage_uri)
     errors.init_app(app, config.max_upload_bytes)
     middleware.check_hosts(app, config)
