@@ -9,8 +9,8 @@ portal's worker, one process of 32 threads), in a temporary deployment:
 - reports per second on the machine's two cores, against the bare Argon2id rate at the
   configured receipt cost on the same cores (each report derives one receipt);
 - the requests and bytes a browser without JavaScript fetches for a cold load of /en/submit,
-  asking for compression as Tor Browser does (stylesheets and scripts come gzip-compressed, pages
-  never: see `portal.web.compression`).
+  asking for compression as Tor Browser does (see `portal.web.compression`): bytes on the wire,
+  and once decoded.
 """
 
 from __future__ import annotations

@@ -79,9 +79,10 @@ def create_app(
     )
     app.jinja_env.globals["script_sri"] = _script_sri(SCRIPT) if site == PUBLIC else None
     app.jinja_env.globals["site"] = site
+    # First: of the steps after a view, the last to run (see `compression.init_app`).
+    compression.init_app(app, pages=site == PUBLIC)
     i18n.init_app(app)
     headers.init_app(app, config.onion_location if site == PUBLIC else None)
-    compression.init_app(app)
     limits.init_app(app, config.ratelimit_storage_uri)
     errors.init_app(app, config.max_upload_bytes)
     middleware.check_hosts(app, config)

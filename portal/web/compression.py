@@ -1,15 +1,21 @@
-"""The stylesheets and scripts, sent gzip-compressed to browsers that accept it.
+"""What goes gzip-compressed to a browser that accepts it: static files, and the public pages
+a plain GET fetches.
 
 Nothing the sites send may stay in a browser's cache (`headers`), so every page fetches its
 stylesheet again, and every page that seals in the browser its script too: over a slow Tor
-circuit those bytes are much of a page's weight. Compressed, the public stylesheet goes from
-about 9 KB to 3 KB and the sealing script from 42 KB to 16 KB. They are the same bytes for
-everyone and hold no secret. Subresource Integrity checks the bytes after decoding, so the
-script's hash does not change.
+circuit those bytes, and the report form's own, are what a person waits for. Compressed, the
+stylesheet goes from about 9 KB to 3 KB, the sealing script from 42 KB to 16 KB, and the report
+form from 43 KB to under 10 KB.
 
-Pages are never compressed: a page can hold a form token, a receipt or a reply beside text the
-person typed, and the length of a compressed answer would then say something of one through
-the other (the BREACH attack).
+What is compressed must not let the length of an answer tell a secret in it through text the
+requester chose (the BREACH attack). Static files are the same bytes for everyone. A public page
+answering a GET holds one secret, the form token, and nothing the request chose: the language
+comes from a fixed list, and the query string and headers are never shown
+(`tests/web/test_compression.py` checks every such page). Answers to a POST are never
+compressed: they show what the person typed beside a token, a receipt or a reply. Nor is any
+page of the staff site, whose lists show what their query string asks for.
+
+Subresource Integrity checks the bytes after decoding, so the script's hash does not change.
 """
 
 from __future__ import annotations
@@ -57,8 +63,14 @@ class Compressed:
         return data
 
 
-def init_app(app: Flask) -> None:
-    """Serve the app's static stylesheets and scripts compressed when the browser accepts it."""
+def init_app(app: Flask, pages: bool) -> None:
+    """Serve the app's static stylesheets and scripts compressed when the browser accepts it,
+    and with `pages` the pages a GET fetches too.
+
+    Call it before any other extension adds an after-request step: the steps run in the
+    reverse order, and compressing must come after every step that reads the page (the
+    security headers look for the stylesheet's link).
+    """
     assert app.static_folder is not None
     compressed = Compressed(Path(app.static_folder))
 
@@ -82,3 +94,22 @@ def init_app(app: Flask) -> None:
         return answer
 
     app.view_functions["static"] = static
+    if pages:
+        app.after_request(_compress_page)
+
+
+def _compress_page(response: Response) -> Response:
+    if request.method not in ("GET", "HEAD") or response.mimetype != "text/html":
+        return response
+    response.vary.add("Accept-Encoding")
+    if (
+        response.status_code != 200
+        or response.direct_passthrough
+        or response.is_streamed
+        or "Content-Encoding" in response.headers
+        or not request.accept_encodings["gzip"]
+    ):
+        return response
+    response.set_data(gzip.compress(response.get_data(), compresslevel=6, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
+    return response
