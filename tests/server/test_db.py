@@ -4,6 +4,9 @@ PostgreSQL (`PORTAL_TEST_DATABASE_URL`), and a whole journey on each."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +157,24 @@ def test_a_whole_journey_on_each_database(
     # init on a database already up to date is harmless.
     result = runner.invoke(main, ["init"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_serving_worker_never_loads_alembic(initialised: dict[str, str]) -> None:
+    # Migrating is `portal init`'s work; a worker that loaded Alembic would carry about 11 MB
+    # more through every request.
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import portal.serve.site, portal.serve.workers
+        from portal import create_app
+        env = {initialised!r}
+        for site in ("public", "staff"):
+            app = create_app(site, env)
+            assert app.test_client().get("/en/submit" if site == "public" else "/").status_code
+            app.extensions["portal"].engine.dispose()
+        print(",".join(sorted(m for m in sys.modules if m.split(".")[0] == "alembic")) or "none")
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "none"
