@@ -40,7 +40,7 @@ import nacl.pwhash
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import free_port  # noqa: E402
+from servers import MINIMAL_REPORT, free_port  # noqa: E402
 
 from portal.formats import crypto  # noqa: E402
 from portal.server.config import load_config  # noqa: E402
@@ -48,14 +48,7 @@ from portal.server.config import load_config  # noqa: E402
 GiB = 1024**3
 MiB = 1024**2
 BLOCK = 1024 * 1024
-REPORT = {
-    "description": "Travel ban after speaking at the Human Rights Council.",
-    "consent_of": "self",
-    "consent_raise": "no",
-    "consent_report": "anonymous",
-    "consent_share_un": "yes",
-    "consent_contact": "portal",
-}
+REPORT = MINIMAL_REPORT
 PLAIN_APP = '''
 """A plain Flask view that saves an upload as it is: the baseline for the portal's upload."""
 import os

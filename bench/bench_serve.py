@@ -20,15 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Served, deployment, paced_upload  # noqa: E402
+from servers import MINIMAL_REPORT, Served, deployment, paced_upload  # noqa: E402
 
 SIZE = int(float(os.environ.get("PORTAL_BENCH_UPLOAD_MIB", "50")) * 1024 * 1024)
 RATE = float(os.environ.get("PORTAL_BENCH_UPLOAD_KBPS", "200")) * 1000
 REPORT = {
+    **MINIMAL_REPORT,
     "description": "Benchmark: a report with one large attachment, sent at Tor speed.",
-    "consent_raise": "no",
-    "consent_report": "anonymous",
-    "consent_contact": "portal",
 }
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from servers import Served, children, connect, csrf, deployment, multipart  # noqa: E402
+from servers import MINIMAL_REPORT, Served, children, connect, csrf, deployment, multipart  # noqa: E402
 
 CLIENTS = int(os.environ.get("PORTAL_BENCH_SLOW_CLIENTS", "1000"))
 SECONDS = float(os.environ.get("PORTAL_BENCH_SLOW_SECONDS", "90"))
@@ -40,10 +40,8 @@ TICK = 0.2
 PROBE_TIMEOUT = 10.0
 UNLIMITED = "1000000 per minute"
 REPORT = {
+    **MINIMAL_REPORT,
     "description": "Benchmark: a small report sent while many others upload slowly.",
-    "consent_raise": "no",
-    "consent_report": "anonymous",
-    "consent_contact": "portal",
 }
 
 

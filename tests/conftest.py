@@ -18,8 +18,12 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
+from servers import MINIMAL_REPORT
 
 from portal.formats import crypto
+
+# Shared with the benchmarks, which load `servers` but not the tests' fixtures.
+__all__ = ["MINIMAL_REPORT"]
 
 PASSPHRASE = "correct horse battery staple tests"
 DATABASE_URL = os.environ.get("PORTAL_TEST_DATABASE_URL", "")
@@ -168,13 +172,3 @@ def prepare(client: FlaskClient, lang: str = "en", token: str | None = None) -> 
     assert response.status_code == 200, response.get_data(as_text=True)
     answer = response.get_json()
     return Prepared(answer["ticket"], crypto.b64decode(answer["reply_public_key"], 32))
-
-
-MINIMAL_REPORT = {
-    "description": "Travel ban after speaking at the Human Rights Council.",
-    "consent_of": "self",
-    "consent_raise": "no",
-    "consent_report": "anonymous",
-    "consent_share_un": "yes",
-    "consent_contact": "portal",
-}

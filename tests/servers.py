@@ -26,6 +26,16 @@ from click.testing import CliRunner
 from portal.cli import main
 from portal.formats import crypto
 
+# The smallest report the form takes: what happened, and the consents.
+MINIMAL_REPORT = {
+    "description": "Travel ban after speaking at the Human Rights Council.",
+    "consent_of": "self",
+    "consent_raise": "no",
+    "consent_report": "anonymous",
+    "consent_share_un": "yes",
+    "consent_contact": "portal",
+}
+
 ROOT = Path(__file__).resolve().parent.parent
 PORTAL = [sys.executable, "-c", "from portal.cli import main; main()"]
 
