@@ -139,7 +139,9 @@ def _settle_one(store: storage.BlobStore, folder: Path) -> bool:
         try:
             for item in items:
                 _copy_checked(item, copy / item.name)
+                _owned_like(item, copy / item.name)
                 os.utime(copy / item.name, (stamp, stamp))
+            _owned_like(folder, copy)
             durable.sync_folder(copy)
             os.utime(copy, (stamp, stamp))
             exchange(copy, folder)
@@ -152,6 +154,14 @@ def _settle_one(store: storage.BlobStore, folder: Path) -> bool:
         durable.sync_folder(store.settling)
         shutil.rmtree(copy, ignore_errors=True)
     return True
+
+
+def _owned_like(source: Path, target: Path) -> None:
+    """Give the copy its original's owner: a purge run by hand as root must not leave files
+    the service's own user can no longer read."""
+    info = source.stat()
+    if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+        os.chown(target, info.st_uid, info.st_gid)
 
 
 def _copy_checked(source: Path, target: Path) -> None:

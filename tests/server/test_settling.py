@@ -274,3 +274,17 @@ def test_a_download_that_began_before_the_settle_reads_the_same_bundle(
     first = next(blocks)
     assert settling.settle(store, now=TOMORROW) == 1
     assert first + b"".join(blocks) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_a_settle_run_as_root_leaves_the_files_to_the_services_user(
+    store: storage.BlobStore,
+) -> None:
+    # The service's user, not root, must still read what `sudo portal purge` rewrote.
+    folder = store.path("abc123")
+    for path in (folder, *folder.iterdir()):
+        os.chown(path, 12345, 23456)
+    assert settling.settle(store, now=TOMORROW) == 1
+    for path in (folder, *folder.iterdir()):
+        info = path.stat()
+        assert (info.st_uid, info.st_gid) == (12345, 23456), path
