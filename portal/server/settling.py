@@ -96,6 +96,7 @@ def settle(store: storage.BlobStore, now: float | None = None) -> int:
     """
     now = time.time() if now is None else now
     store.ensure()
+    _owned_like(store.root, store.settling)
     settled = 0
     # Its own folder's lock: another run settling at the same time makes this one do nothing.
     with storage.folder_locked(store.settling, wait=False) as alone:

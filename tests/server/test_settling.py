@@ -282,9 +282,11 @@ def test_a_settle_run_as_root_leaves_the_files_to_the_services_user(
 ) -> None:
     # The service's user, not root, must still read what `sudo portal purge` rewrote.
     folder = store.path("abc123")
-    for path in (folder, *folder.iterdir()):
+    for path in (store.root, folder, *folder.iterdir()):
         os.chown(path, 12345, 23456)
+    shutil.rmtree(store.settling)  # an installation from before settling: made by this run
     assert settling.settle(store, now=TOMORROW) == 1
+    assert (store.settling.stat().st_uid, store.settling.stat().st_gid) == (12345, 23456)
     for path in (folder, *folder.iterdir()):
         info = path.stat()
         assert (info.st_uid, info.st_gid) == (12345, 23456), path
