@@ -10,9 +10,10 @@
  */
 
 /**
- * @typedef {{name: string, kind: 'text' | 'textarea' | 'radio' | 'checkboxes',
+ * @typedef {{name: string,
+ *   kind: 'text' | 'textarea' | 'radio' | 'select' | 'checkboxes' | 'month' | 'count',
  *   choices: string[], required: boolean, required_when: [string, string] | null,
- *   limit: number}} FieldDef
+ *   limit: number, pattern?: string}} FieldDef
  * @typedef {Object<string, string | string[]>} Fields
  * @typedef {{field: string, message: string}} Problem
  */
@@ -30,7 +31,12 @@ export const MESSAGES = {
   chooseOne: 'Please choose one of the options.',
   chooseAmong: 'Please choose among the options.',
   tooLong: 'This is too long; please shorten it.',
+  month: 'Please write the year and month as numbers, for example 2025-11.',
+  count: 'Please write a number with digits only, for example 12.',
 };
+
+/** Kinds answered by choosing one option: a missing answer is "answer", not "fill". */
+const ONE_CHOICE = new Set(['radio', 'select']);
 
 /**
  * Apply `portal seal`'s rules to raw answers: LF line ends, no empty or blank answers, choices
@@ -58,7 +64,7 @@ export function normaliseFields(raw, defs) {
 }
 
 /**
- * The problems of a case's answers, by the rules of schema.check.
+ * The problems of a case's answers, by the rules of answers.check (portal/formats/answers.py).
  * @param {Fields} values
  * @param {FieldDef[]} defs in the form's order
  * @returns {Problem[]}
@@ -73,28 +79,43 @@ export function checkFields(values, defs) {
     if (value === undefined) {
       if (needed) {
         problems.push({
-          field: def.name, message: def.kind === 'radio' ? MESSAGES.answer : MESSAGES.fill,
+          field: def.name, message: ONE_CHOICE.has(def.kind) ? MESSAGES.answer : MESSAGES.fill,
         });
       }
       continue;
     }
-    const allowed = new Set(def.choices);
-    if (def.kind === 'radio') {
-      if (typeof value !== 'string' || !allowed.has(value)) {
-        problems.push({ field: def.name, message: MESSAGES.chooseOne });
-      }
-    } else if (def.kind === 'checkboxes') {
-      if (!Array.isArray(value) || !value.every((item) => allowed.has(item))
-        || new Set(value).size !== value.length) {
-        problems.push({ field: def.name, message: MESSAGES.chooseAmong });
-      }
-    } else if (typeof value !== 'string') {
-      problems.push({ field: def.name, message: MESSAGES.fill });
-    } else if (value.length > def.limit) {
-      problems.push({ field: def.name, message: MESSAGES.tooLong });
-    }
+    const message = problemOf(value, def);
+    if (message) problems.push({ field: def.name, message });
   }
   return problems;
+}
+
+/**
+ * What is wrong with one given answer, as answers.check says it; '' when nothing is.
+ * @param {string | string[]} value
+ * @param {FieldDef} def
+ * @returns {string}
+ */
+function problemOf(value, def) {
+  const allowed = new Set(def.choices);
+  if (ONE_CHOICE.has(def.kind)) {
+    return typeof value === 'string' && allowed.has(value) ? '' : MESSAGES.chooseOne;
+  }
+  if (def.kind === 'checkboxes') {
+    const fine = Array.isArray(value) && value.every((item) => allowed.has(item))
+      && new Set(value).size === value.length;
+    return fine ? '' : MESSAGES.chooseAmong;
+  }
+  if (typeof value !== 'string') return def.kind === 'month' || def.kind === 'count'
+    ? MESSAGES[def.kind] : MESSAGES.fill;
+  if (def.kind === 'month' || def.kind === 'count') {
+    // As Python's re.fullmatch with re.ASCII: without the u flag, \d is ASCII here too.
+    return new RegExp(`^(?:${def.pattern || ''})$`).test(value) ? '' : MESSAGES[def.kind];
+  }
+  // Characters as Python counts them: code points, not UTF-16 units.
+  if ([...value].length > def.limit) return MESSAGES.tooLong;
+  if (def.required && value.trim() === '') return MESSAGES.fill;
+  return '';
 }
 
 /**

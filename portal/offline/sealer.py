@@ -192,6 +192,7 @@ def field_definitions() -> list[dict[str, object]]:
             "required": field.required,
             "required_when": list(field.required_when) if field.required_when else None,
             "limit": field.limit,
+            "pattern": field.pattern,
         }
         for field in questionnaire.REPORT_FIELDS
     ]

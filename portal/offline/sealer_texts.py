@@ -8,6 +8,7 @@ that every text the script uses is listed here.
 
 from __future__ import annotations
 
+from portal.formats.answers import PATTERN_PROBLEMS
 from portal.formats.fields import N_
 
 # What the page shows, written into it by portal/offline/sealer.py.
@@ -121,6 +122,7 @@ SCRIPT = (
     N_("Please choose one of the options."),
     N_("Please choose among the options."),
     N_("This is too long; please shorten it."),
+    *PATTERN_PROBLEMS.values(),
 )
 
 PAGE = (

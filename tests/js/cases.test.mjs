@@ -37,6 +37,36 @@ test('required, conditionally required, choices and limits are checked', () => {
   ]);
 });
 
+test('lists, months and counts are checked as the report form checks them', () => {
+  const defs = [
+    { name: 'country', kind: 'select', choices: ['', 'FR', 'XB'], required: false,
+      required_when: null, limit: 500 },
+    { name: 'state', kind: 'select', choices: ['', 'FR'], required: true, required_when: null,
+      limit: 500 },
+    { name: 'from', kind: 'month', choices: [], required: false, required_when: null, limit: 500,
+      pattern: '[0-9]{4}-(0[1-9]|1[0-2])' },
+    { name: 'size', kind: 'count', choices: [], required: false, required_when: null, limit: 500,
+      pattern: '[0-9]{1,6}' },
+    { name: 'name', kind: 'text', choices: [], required: false, required_when: null, limit: 3 },
+  ];
+  assert.deepEqual(checkFields({}, defs).map((p) => [p.field, p.message]), [
+    ['state', 'Please answer this question.'],
+  ]);
+  const problems = checkFields({
+    country: 'France', state: 'FR', from: '2025-13', size: 'about 20', name: '\u{1F600}ab',
+  }, defs);
+  assert.deepEqual(problems.map((p) => [p.field, p.message]), [
+    ['country', 'Please choose one of the options.'],
+    ['from', 'Please write the year and month as numbers, for example 2025-11.'],
+    ['size', 'Please write a number with digits only, for example 12.'],
+  ]);
+  assert.deepEqual(checkFields({ state: 'FR', from: '2025-11', size: '12', name: 'abcd' }, defs)
+    .map((p) => p.field), ['name']);
+  // Digits of other scripts are not the form's digits, as on the server.
+  assert.deepEqual(checkFields({ state: 'FR', size: '\u0661\u0662' }, defs).map((p) => p.field),
+    ['size']);
+});
+
 test('CSV cells may be quoted, hold commas, quotes and line breaks', () => {
   assert.deepEqual(parseCsv('\uFEFFa,b\r\n"x, ""y""","line\nbreak"\n'),
     [['a', 'b'], ['x, "y"', 'line\nbreak']]);

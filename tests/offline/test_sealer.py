@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import random
 import re
+import subprocess
 from datetime import date
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,7 +19,7 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from portal.cli import main
-from portal.formats import crypto, questionnaire, receipts
+from portal.formats import answers, crypto, fields, questionnaire, receipts
 from portal.offline import sealer, sealer_texts
 from portal.web import resources
 
@@ -258,3 +261,51 @@ def test_the_key_page_shows_the_hash_of_the_script_it_serves(client: FlaskClient
     assert shown
     assert shown.group(1) == hashlib.sha256(served).hexdigest()
     assert resources.SCRIPT.read_bytes() == served
+
+
+def test_the_page_checks_answers_as_the_report_form_and_portal_seal_do() -> None:
+    # Every kind of answer, right and wrong, for every question: the offline sealer's check
+    # (js/cases.js, with the rules the file carries) names the same problems as answers.check.
+    rng = random.Random(20261206)
+    defs = sealer.field_definitions()
+
+    def answers_for(field: fields.Field) -> list[object]:
+        choices = [value for value, _ in field.choices if value]
+        arabic_digits = "\u0662\u0660\u0662\u0665-\u0661\u0661"  # 2025-11, not the form's digits
+        shaped = {
+            fields.MONTH: ["2025-11", "2025-13", "2025-1", "1999-00", "November", arabic_digits],
+            fields.COUNT: ["12", "0", "about 20", "-3", "1.5", "\u0661\u0662", "1" * 40],
+        }.get(field.kind, [])
+        return [
+            *choices[:3],
+            *shaped,
+            "not a choice" if field.choices else "An answer",
+            " ",
+            "x" * (field.limit + 1),
+            "\U0001f600" * field.limit,
+            [choices[0]] if choices else ["a list"],
+            choices[:2] + choices[:1],
+            7,
+        ]
+
+    cases: list[dict[str, object]] = []
+    for _ in range(400):
+        values: dict[str, object] = {}
+        for field in questionnaire.REPORT_FIELDS:
+            if rng.random() < 0.5:
+                values[field.name] = rng.choice(answers_for(field))
+        cases.append(values)
+    result = subprocess.run(
+        ["node", str(ROOT / "tests" / "js" / "check_cli.mjs")],
+        input=json.dumps({"defs": defs, "cases": cases}),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    in_the_page = json.loads(result.stdout)
+    named = 0
+    for values, page in zip(cases, in_the_page, strict=True):
+        server = [[p.field, p.message] for p in answers.check(values, questionnaire.REPORT_FIELDS)]
+        assert page == server, values
+        named += len(server)
+    assert named > 1000
