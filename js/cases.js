@@ -13,7 +13,7 @@
  * @typedef {{name: string,
  *   kind: 'text' | 'textarea' | 'radio' | 'select' | 'checkboxes' | 'month' | 'count',
  *   choices: string[], required: boolean, required_when: [string, string] | null,
- *   limit: number, pattern?: string}} FieldDef
+ *   limit: number, pattern?: string, order?: [string, string, string] | null}} FieldDef
  * @typedef {Object<string, string | string[]>} Fields
  * @typedef {{field: string, message: string}} Problem
  */
@@ -84,7 +84,7 @@ export function checkFields(values, defs) {
       }
       continue;
     }
-    const message = problemOf(value, def);
+    const message = problemOf(value, def, values);
     if (message) problems.push({ field: def.name, message });
   }
   return problems;
@@ -94,9 +94,10 @@ export function checkFields(values, defs) {
  * What is wrong with one given answer, as answers.check says it; '' when nothing is.
  * @param {string | string[]} value
  * @param {FieldDef} def
+ * @param {Fields} values every answer of the case, for a question whose order names another
  * @returns {string}
  */
-function problemOf(value, def) {
+function problemOf(value, def, values) {
   const allowed = new Set(def.choices);
   if (ONE_CHOICE.has(def.kind)) {
     return typeof value === 'string' && allowed.has(value) ? '' : MESSAGES.chooseOne;
@@ -110,7 +111,16 @@ function problemOf(value, def) {
     ? MESSAGES[def.kind] : MESSAGES.fill;
   if (def.kind === 'month' || def.kind === 'count') {
     // As Python's re.fullmatch with re.ASCII: without the u flag, \d is ASCII here too.
-    return new RegExp(`^(?:${def.pattern || ''})$`).test(value) ? '' : MESSAGES[def.kind];
+    const shaped = new RegExp(`^(?:${def.pattern || ''})$`);
+    if (!shaped.test(value)) return MESSAGES[def.kind];
+    // Another answer of the same kind this one may not pass, when it is given and well formed.
+    const other = def.order ? values[def.order[1]] : undefined;
+    if (!def.order || typeof other !== 'string' || !shaped.test(other)) return '';
+    const numeric = def.kind === 'count';
+    const mine = numeric ? Number(value) : value;
+    const theirs = numeric ? Number(other) : other;
+    const passes = def.order[0] === '<=' ? mine > theirs : mine < theirs;
+    return passes ? def.order[2] : '';
   }
   // Characters as Python counts them: code points, not UTF-16 units.
   if ([...value].length > def.limit) return MESSAGES.tooLong;

@@ -62,10 +62,32 @@ function problemOf(form, container) {
   if (pattern && !new RegExp(`^(?:${pattern})$`).test(value)) {
     return control.dataset.patternMessage || text('msg-fill');
   }
+  if (control.dataset.order && outOfOrder(form, control, control.dataset.order)) {
+    return control.dataset.orderMessage || text('msg-fill');
+  }
   const limit = Number(control.getAttribute('maxlength') || 0);
   // Line breaks count as one character on the server, which sees LF where a textarea had CR LF.
   if (limit && value.replace(/\r\n?/g, '\n').length > limit) return text('msg-too-long');
   return '';
+}
+
+/**
+ * Whether a month or a count passes the other answer its `data-order` names ("<=name" or
+ * ">=name"), as answers.check says: only when that answer is given and well formed.
+ * @param {HTMLFormElement} form
+ * @param {HTMLInputElement} control already known to match its own pattern
+ * @param {string} order
+ * @returns {boolean}
+ */
+function outOfOrder(form, control, order) {
+  const other = form.elements.namedItem(order.slice(2));
+  if (!(other instanceof HTMLInputElement) || other.value === '') return false;
+  const pattern = other.getAttribute('pattern') || '';
+  if (!new RegExp(`^(?:${pattern})$`).test(other.value)) return false;
+  const numeric = control.inputMode === 'numeric';
+  const mine = numeric ? Number(control.value) : control.value;
+  const theirs = numeric ? Number(other.value) : other.value;
+  return order.startsWith('<=') ? mine > theirs : mine < theirs;
 }
 
 /**

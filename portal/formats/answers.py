@@ -116,11 +116,30 @@ def check(values: FieldValues, fields: Sequence[Field]) -> list[Problem]:
                 problems.append(Problem(f.name, N_("This is too long; please shorten it.")))
             elif f.required and not value.strip():
                 problems.append(Problem(f.name, N_("Please fill in this field.")))
-        elif f.kind in (MONTH, COUNT) and (
-            not isinstance(value, str) or not re.fullmatch(f.pattern, value, re.ASCII)
-        ):
-            problems.append(Problem(f.name, PATTERN_PROBLEMS[f.kind]))
+        elif f.kind in (MONTH, COUNT):
+            if not _matches(f, value):
+                problems.append(Problem(f.name, PATTERN_PROBLEMS[f.kind]))
+            elif f.order and _out_of_order(f, str(value), values.get(f.order[1])):
+                problems.append(Problem(f.name, f.order[2]))
     return problems
+
+
+def _matches(f: Field, value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(f.pattern, value, re.ASCII) is not None
+
+
+def _out_of_order(f: Field, value: str, other: object) -> bool:
+    """Whether a month or count passes the other answer its order names (a well-formed one of
+    the same kind: a missing or malformed other answer has its own problem, or none)."""
+    assert f.order is not None
+    if not _matches(f, other):
+        return False
+    at_most = f.order[0] == "<="
+    if f.kind == COUNT:
+        mine, theirs = int(value), int(str(other))
+        return mine > theirs if at_most else mine < theirs
+    # Months as YYYY-MM: their order is the order of their text.
+    return value > str(other) if at_most else value < str(other)
 
 
 # What a person reads when a month or a count is not written as the form asks.

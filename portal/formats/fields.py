@@ -46,6 +46,9 @@ class Field:
     autocomplete: str = "off"
     # The choices are the ISO 3166 territories (named in the page's language from Babel).
     territories: bool = False
+    # A month or count that may not pass another of the same kind when both are given:
+    # ("<=" or ">=", the other field, what to say when it does).
+    order: tuple[str, str, str] | None = None
 
     @property
     def limit(self) -> int:

@@ -220,6 +220,11 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                 COUNT,
                 N_("If it is a group: how many of them are women?"),
                 N_("An estimate is enough."),
+                order=(
+                    "<=",
+                    "group_size",
+                    N_("This is more than the number of people in the group; please check both."),
+                ),
             ),
             Field(
                 "target_gender",
@@ -353,6 +358,11 @@ REPORT_SECTIONS: tuple[Section, ...] = (
                 N_("When did it end?"),
                 N_(
                     "Leave this empty if it is still going on. Year and month, for example 2026-01."
+                ),
+                order=(
+                    ">=",
+                    "incident_from",
+                    N_("This is before the month it started; please check both months."),
                 ),
             ),
             Field(

@@ -69,6 +69,8 @@ def texts() -> tuple[str, ...]:
         wanted += [section.title, section.intro]
         for field in section.fields:
             wanted += [field.label, *([field.help] if field.help else [])]
+            if field.order:
+                wanted.append(field.order[2])
             # Territories are named by CLDR, not by the catalogues: only "other" is translated.
             choices = [
                 (v, lbl) for v, lbl in field.choices if not field.territories or v == "other"
@@ -193,6 +195,7 @@ def field_definitions() -> list[dict[str, object]]:
             "required_when": list(field.required_when) if field.required_when else None,
             "limit": field.limit,
             "pattern": field.pattern,
+            "order": list(field.order) if field.order else None,
         }
         for field in questionnaire.REPORT_FIELDS
     ]

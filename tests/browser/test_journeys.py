@@ -26,12 +26,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import TeamKeys
+from conftest import MINIMAL_REPORT, TeamKeys
 
 from portal.cli import main
 from portal.formats import bundle, crypto, questionnaire, receipts, territories
 from portal.formats.fields import COUNT, MONTH, RADIO, SELECT, TEXT, TEXTAREA
 from portal.server import replies
+from portal.server.models import Submission
 
 from .conftest import LiveSite
 from .harness import Chromium, Firefox, screenshot_dir
@@ -427,6 +428,35 @@ def test_an_urgent_case_sent_by_a_relative(
     assert text.splitlines()[2] == "URGENT:      someone is in immediate danger"
     assert "Kenya [KE]" in text
     assert "Uganda [UG]" in text
+
+
+@levels("firefox-standard", "firefox-safest", "chromium-standard")
+def test_answers_that_contradict_each_other_are_asked_about_before_anything_is_sent(
+    browser: Firefox | Chromium, live_site: LiveSite
+) -> None:
+    """More women than people in the group, and an end before the start: with scripts the
+    page's own check, without them the server's, says so in the page's language; both keep
+    what was typed, and nothing is stored."""
+    answers: Answers = {
+        **MINIMAL_REPORT,
+        "group_size": "3",
+        "group_women": "5",
+        "incident_from": "2025-06",
+        "incident_to": "2025-01",
+    }
+    browser.goto(f"{live_site.url}/fr/submit")
+    fill_answers(browser, answers)
+    if scripts_run(browser):
+        browser.click("#send-report")
+    else:
+        browser.submit_and_wait("#send-report")
+    browser.wait_for(".error-summary")
+    assert "plus que le nombre de personnes du groupe" in browser.text("#group_women-error")
+    assert "avant le mois où cela a commencé" in browser.text("#incident_to-error")
+    assert browser.value("#group_women") == "5"
+    assert browser.value("#incident_to") == "2025-01"
+    with live_site.app.extensions["portal"].sessions() as session:
+        assert session.query(Submission).count() == 0
 
 
 @levels(*ALL_LEVELS)

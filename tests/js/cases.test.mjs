@@ -67,6 +67,32 @@ test('lists, months and counts are checked as the report form checks them', () =
     ['size']);
 });
 
+test('a count or a month may not pass the answer its order names', () => {
+  const month = '[0-9]{4}-(0[1-9]|1[0-2])';
+  const count = '[0-9]{1,7}';
+  const defs = [
+    { name: 'size', kind: 'count', choices: [], required: false, required_when: null, limit: 7,
+      pattern: count, order: null },
+    { name: 'women', kind: 'count', choices: [], required: false, required_when: null, limit: 7,
+      pattern: count, order: ['<=', 'size', 'More than the group.'] },
+    { name: 'from', kind: 'month', choices: [], required: false, required_when: null, limit: 7,
+      pattern: month, order: null },
+    { name: 'to', kind: 'month', choices: [], required: false, required_when: null, limit: 7,
+      pattern: month, order: ['>=', 'from', 'Before it started.'] },
+  ];
+  const named = (values) => checkFields(values, defs).map((p) => [p.field, p.message]);
+  assert.deepEqual(named({ size: '3', women: '5', from: '2025-06', to: '2025-01' }), [
+    ['women', 'More than the group.'], ['to', 'Before it started.'],
+  ]);
+  // Numbers compare as numbers, months as months; equal is fine; a missing or malformed other
+  // answer leaves nothing to compare.
+  assert.deepEqual(named({ size: '12', women: '9', from: '2024-12', to: '2025-01' }), []);
+  assert.deepEqual(named({ size: '5', women: '05', from: '2025-06', to: '2025-06' }), []);
+  assert.deepEqual(named({ women: '5', to: '2020-01' }), []);
+  assert.deepEqual(named({ size: 'three', women: '5' }),
+    [['size', 'Please write a number with digits only, for example 12.']]);
+});
+
 test('CSV cells may be quoted, hold commas, quotes and line breaks', () => {
   assert.deepEqual(parseCsv('\uFEFFa,b\r\n"x, ""y""","line\nbreak"\n'),
     [['a', 'b'], ['x, "y"', 'line\nbreak']]);

@@ -75,6 +75,57 @@ def test_a_month_a_number_or_a_country_not_as_asked_comes_back(
     assert f'id="{name}-error"' in text
 
 
+@pytest.mark.parametrize(
+    ("answers", "problem"),
+    [
+        ({"group_size": "3", "group_women": "5"}, "group_women"),
+        ({"incident_from": "2025-06", "incident_to": "2025-01"}, "incident_to"),
+        ({"incident_from": "2025-06", "incident_to": "2024-12"}, "incident_to"),
+    ],
+)
+def test_answers_that_contradict_each_other_come_back_with_both_kept(
+    client: FlaskClient, answers: dict[str, str], problem: str
+) -> None:
+    data = {**MINIMAL_REPORT, **answers, "csrf_token": csrf_token(client, "/fr/submit")}
+    response = client.post("/fr/submit", data=data)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert f'id="{problem}-error"' in text
+    assert "veuillez vérifier" in text
+    for name, value in answers.items():
+        assert f'name="{name}" id="{name}" value="{value}"' in text
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        {"group_size": "5", "group_women": "5"},
+        {"group_size": "12", "group_women": "0"},
+        {"group_size": "", "group_women": "5"},  # the group's size not given: nothing to compare
+        {"incident_from": "2025-06", "incident_to": "2025-06"},
+        {"incident_from": "2024-12", "incident_to": "2025-01"},
+        {"incident_to": "2020-01"},
+    ],
+)
+def test_answers_that_agree_are_taken(client: FlaskClient, answers: dict[str, str]) -> None:
+    data = {**MINIMAL_REPORT, **answers, "csrf_token": csrf_token(client)}
+    response = client.post("/en/submit", data=data)
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    assert "receipt-number" in response.get_data(as_text=True)
+
+
+def test_a_malformed_other_answer_gets_its_own_problem_only(client: FlaskClient) -> None:
+    data = {
+        **MINIMAL_REPORT,
+        "group_size": "about 3",
+        "group_women": "5",
+        "csrf_token": csrf_token(client),
+    }
+    text = client.post("/en/submit", data=data).get_data(as_text=True)
+    assert 'id="group_size-error"' in text
+    assert 'id="group_women-error"' not in text
+
+
 def test_the_problem_summary_names_a_question_without_doubling_its_punctuation(
     client: FlaskClient,
 ) -> None:

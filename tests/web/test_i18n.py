@@ -299,8 +299,17 @@ def rendered_pages(app: Flask, client: FlaskClient, lang: str) -> Iterator[tuple
                 "csrf_token": token,
                 "description": "x",
                 "target_age": "nonsense",
+                # Answers that contradict each other.
+                "group_size": "3",
+                "group_women": "5",
+                "incident_from": "2025-06",
+                "incident_to": "2025-01",
             },
         ).get_data(as_text=True),
+    )
+    yield (
+        "resumable upload not known here",
+        client.post(f"/{lang}/submit/uploads/{'x' * 43}/finish").get_data(as_text=True),
     )
     yield "expired form", client.post(f"/{lang}/submit", data=MINIMAL_REPORT).get_data(as_text=True)
     page = client.post(
