@@ -23,7 +23,10 @@ if TYPE_CHECKING:
 PUBLIC, STAFF = "public", "staff"
 # The two sites, each on its own socket and onion address: the one list of them.
 SITES = (PUBLIC, STAFF)
-__all__ = ["PUBLIC", "SCRIPT", "SITES", "STAFF", "STATIC", "TEMPLATES", "create_app"]
+# Where the WSGI entry points (`portal.wsgi`) leave the pattern of the route that answered, for
+# the access log (`portal.serve.logs`) to read: never the path asked for.
+ROUTE_KEY = "portal.route"
+__all__ = ["PUBLIC", "ROUTE_KEY", "SCRIPT", "SITES", "STAFF", "STATIC", "TEMPLATES", "create_app"]
 
 
 def create_app(

@@ -9,8 +9,7 @@ in `portal.web.middleware`, which says what each layer around a site does and in
 
 from __future__ import annotations
 
-from portal import SITES
-from portal.serve.logs import ROUTE_KEY
+from portal import ROUTE_KEY, SITES
 from portal.web.middleware import Hardened
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 from gunicorn import glogging  # type: ignore[import-untyped]
 
+from portal import ROUTE_KEY
+
 WITHHELD = "[withheld]"
 ACCESS_LOGGER = "portal.access"
 TRUSTED_LOGGERS = ("portal",)
@@ -197,9 +199,6 @@ def logconfig_dict(log_file: str | None, access_log: str | None, level: str) -> 
             "alembic": {"level": "WARNING"},
         },
     }
-
-
-ROUTE_KEY = "portal.route"
 
 
 def route_of(environ: dict[str, Any]) -> str:
