@@ -30,6 +30,8 @@ class Refused(Exception):
     `params`: the page shows it in its own language, and `str()` gives the English.
     """
 
+    status = 400  # of the page that says so
+
     def __init__(self, message: str, **params: object) -> None:
         super().__init__(message % params if params else message)
         self.message = message

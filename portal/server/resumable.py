@@ -76,8 +76,6 @@ class UploadError(cases.Refused):
     English, for whoever writes that client.
     """
 
-    status = 400
-
 
 class NoSuchUpload(UploadError):
     """No upload with this handle in this browser session (gone, expired, or never made)."""

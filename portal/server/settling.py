@@ -30,7 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from portal.formats import durable
+from portal.formats import days, durable
 from portal.server import storage
 
 log = logging.getLogger("portal")
@@ -74,8 +74,7 @@ def exchange(first: Path, second: Path) -> None:
 
 def day_end(stamp: float) -> float:
     """Midnight (UTC) after the day that holds `stamp`."""
-    day = datetime.fromtimestamp(stamp, UTC).date()
-    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() + DAY_SECONDS
+    return days.midnight(datetime.fromtimestamp(stamp, UTC).date()) + DAY_SECONDS
 
 
 def unsettled(folder: Path, now: float) -> bool:

@@ -21,11 +21,11 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time
+from datetime import date
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from portal.formats import bundle, durable
+from portal.formats import bundle, days, durable
 
 INCOMING = ".incoming"
 KEPT = ".kept"
@@ -44,10 +44,6 @@ ID_BYTES = 15
 def new_id() -> str:
     """A random identifier for a stored submission or a staging folder (24 characters)."""
     return bundle.new_id(ID_BYTES)
-
-
-def _midnight(day: date) -> float:
-    return datetime.combine(day, time(0, 0), tzinfo=UTC).timestamp()
 
 
 # Attachments kept across a form that came back with a problem live this long in `.kept`
@@ -176,7 +172,7 @@ class BlobStore:
     def commit(self, staging: Staging, submission_id: str, day: date) -> int:
         """Make staged files durable and move them into place; return their total size."""
         total = 0
-        stamp = _midnight(day)
+        stamp = days.midnight(day)
         # The store alone moves the folder itself: into place, as one rename.
         source = staging._path
         for item in source.iterdir():

@@ -66,6 +66,11 @@ def _refused(reason: str, status: int = 400) -> tuple[str, int]:
     return render_template("public/refused.html", reason=reason), status
 
 
+def _refused_by(exc: cases.Refused) -> tuple[str, int]:
+    """The refusal page for a refused upload, in the page's language, with its status."""
+    return _refused(refusal(exc), exc.status)
+
+
 @bp.post("/submit/uploads")
 @sealed_report_limit
 def create_report_upload() -> Response | tuple[str, int]:
@@ -98,7 +103,7 @@ def _create(kind: str) -> Response | tuple[str, int]:
         # A length no honest sealer makes: said in English, for whoever wrote the client.
         return _refused(str(exc))
     except resumable.UploadError as exc:
-        return _refused(refusal(exc))
+        return _refused_by(exc)
     with services.sessions() as session:
         # Room for all it will hold is promised now: counted from here until it is stored.
         cases.check_quota(services, session, len(manifest) + sum(chunks) * resumable.CHUNK)
@@ -110,7 +115,7 @@ def _create(kind: str) -> Response | tuple[str, int]:
             except cases.TicketRefused:
                 return _refused(_expired())
             except cases.Refused as exc:
-                return _refused(refusal(exc))
+                return _refused_by(exc)
             ticket = resumable.ticket_digest(ticket)
         else:
             try:
@@ -190,18 +195,16 @@ def finish_upload(handle: str) -> tuple[str, int]:
     except resumable.AlreadyFinished as exc:
         return _finished_again(exc, ticket)
     except resumable.UploadError as exc:
-        return _refused(refusal(exc), exc.status)
+        return _refused_by(exc)
     with services.sessions() as session:
         try:
             receipt, _submission = intake.accept_upload(
                 services, session, upload, ticket=ticket, binding=_session_binding()
             )
-        except resumable.UploadError as exc:
-            return _refused(refusal(exc), exc.status)
         except cases.TicketRefused:
             return _refused(_expired())
-        except cases.Refused as exc:
-            return _refused(refusal(exc))
+        except cases.Refused as exc:  # an upload's own refusals among them
+            return _refused_by(exc)
     return _done(upload.plan.kind, receipt)
 
 
@@ -211,14 +214,14 @@ def _finished_again(exc: resumable.AlreadyFinished, ticket: str) -> tuple[str, i
     if exc.ticket is None:
         return _done("follow-up", None)
     if not ticket or resumable.ticket_digest(ticket) != exc.ticket:
-        return _refused(refusal(exc), exc.status)
+        return _refused_by(exc)
     services = current()
     try:
         opened = tickets.open_ticket(
             services.installation_secret, ticket, _session_binding(), max_age=None
         )
     except tickets.TicketError:
-        return _refused(refusal(exc), exc.status)
+        return _refused_by(exc)
     return _done("report", opened.receipt)
 
 
